@@ -1,0 +1,1 @@
+"""Connectors between Headway and other systems (Kafka)."""

@@ -1,0 +1,1 @@
+"""Headway's engine: log, processor, store, invoker, timers, ingress, admin and CLI."""

@@ -1,0 +1,48 @@
+"""What the processor asks the outside world to do once a batch is durable."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from headway.sdk.journal import Outcome
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RunAttempt:
+    """Start (or resume) an attempt of this invocation from its journal."""
+
+    invocation_id: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Notify:
+    """Deliver a completion to a running attempt."""
+
+    invocation_id: str
+    index: int
+    seq: int
+    outcome: Outcome
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Completed:
+    """An invocation has its final outcome: answer whoever waits for it."""
+
+    invocation_id: str
+    outcome: Outcome
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ScheduleTimer:
+    due_ms: int
+    timer_key: bytes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AbortAttempt:
+    """Stop running this invocation's code now (it was killed)."""
+
+    invocation_id: str
+
+
+Action = RunAttempt | Notify | Completed | ScheduleTimer | AbortAttempt

@@ -1,0 +1,175 @@
+"""The `headway` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from .app_loader import AppLoadError, load_services
+from .config import SETTINGS, ConfigError, load_config
+from .store import StoreLockedError
+
+ADMIN_URL = os.environ.get("HEADWAY_ADMIN_URL", "http://127.0.0.1:9070")
+
+
+class CliError(Exception):
+    """A one-line error for the user; exit code 1."""
+
+
+def _engine_options(parser: argparse.ArgumentParser) -> None:
+    for setting in SETTINGS:
+        if setting.name in ("data_dir", "ingress_port", "admin_port", "ingress_host", "admin_host"):
+            flag = "--" + setting.name.replace("_", "-")
+            parser.add_argument(
+                flag, type=setting.type, default=None, dest=setting.name,
+                help=f"{setting.doc} (env {setting.env}, default {setting.default})",
+            )  # fmt: skip
+    parser.add_argument(
+        "--config", type=Path, default=os.environ.get("HEADWAY_CONFIG"),
+        help="a headway.toml file; its [engine] table sets the same options (env HEADWAY_CONFIG)",
+    )  # fmt: skip
+
+
+def _run_engine(args: argparse.Namespace, app: str | None) -> None:
+    from .runner import serve
+
+    overrides = {s.name: getattr(args, s.name, None) for s in SETTINGS}
+    config = load_config(Path(args.config) if args.config else None, overrides)
+    services = load_services(app) if app else []
+    try:
+        asyncio.run(serve(config, services))
+    except StoreLockedError as e:
+        raise CliError(str(e)) from None
+    except RuntimeError as e:
+        raise CliError(str(e)) from None
+
+
+def _admin(method: str, path: str, body: Any = None) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(
+        ADMIN_URL + path, data=data, method=method, headers={"content-type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as e:
+        try:
+            message = json.loads(e.read())["message"]
+        except (ValueError, KeyError):
+            message = e.reason
+        raise CliError(f"{method} {path}: {e.code} {message}") from None
+    except urllib.error.URLError as e:
+        raise CliError(f"cannot reach the admin API at {ADMIN_URL}: {e.reason}") from None
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    cells = [[str(r.get(c, "") if r.get(c) is not None else "") for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(lines)
+
+
+def _print(args: argparse.Namespace, value: Any, table: str | None = None) -> None:
+    print(json.dumps(value, indent=2) if args.json or table is None else table)
+
+
+def _invocations(args: argparse.Namespace) -> None:
+    if args.action == "list":
+        query = "&".join(
+            f"{k}={v}" for k, v in (("status", args.status), ("service", args.service)) if v
+        )
+        rows = _admin("GET", "/invocations" + (f"?{query}" if query else ""))["invocations"]
+        _print(args, rows, _table(rows, ["id", "target", "status", "retry_count", "last_failure"]))
+    elif args.action == "describe":
+        inv = _admin("GET", f"/invocations/{args.id}")
+        lines = [f"{k}: {v}" for k, v in inv.items() if k != "journal"]
+        lines += ["journal:"] + [
+            f"  {e['index']:>3} {e['name']}{'' if e['completed'] else ' (pending)'}"
+            + (f" -> {e['result']}" if e["result"] is not None else "")
+            for e in inv["journal"]
+        ]
+        _print(args, inv, "\n".join(lines))
+    else:
+        _print(args, _admin("PATCH", f"/invocations/{args.id}/{args.action}"),
+               f"{args.action} requested for {args.id}")  # fmt: skip
+
+
+def _services(args: argparse.Namespace) -> None:
+    services = _admin("GET", "/services")["services"]
+    rows = [
+        {"name": s["name"], "kind": s["kind"],
+         "handlers": ", ".join(f"{h['name']}({h['kind']})" for h in s["handlers"])}
+        for s in services
+    ]  # fmt: skip
+    _print(args, services, _table(rows, ["name", "kind", "handlers"]))
+
+
+def _state(args: argparse.Namespace) -> None:
+    state = _admin("GET", f"/services/{args.service}/state/{args.key}")
+    rows = [{"name": k, "value": v} for k, v in state["state"].items()]
+    _print(args, state, _table(rows, ["name", "value"]))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="headway", description="Durable execution for Python with Kafka at its core."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    dev = sub.add_parser("dev", help="run the engine and APP's services in one process")
+    dev.add_argument("app", metavar="APP", help="a .py file or module[:attr] defining services")
+    _engine_options(dev)
+    server = sub.add_parser("server", help="run the engine alone")
+    _engine_options(server)
+
+    inv = sub.add_parser("invocations", help="list, describe, cancel or kill invocations")
+    inv_sub = inv.add_subparsers(dest="action", required=True, metavar="ACTION")
+    inv_list = inv_sub.add_parser("list", help="list invocations")
+    inv_list.add_argument("--status", help="only this status (e.g. suspended, running)")
+    inv_list.add_argument("--service", help="only this service")
+    for action in ("describe", "cancel", "kill"):
+        p = inv_sub.add_parser(action, help=f"{action} one invocation")
+        p.add_argument("id", help="the invocation id (inv_...)")
+
+    services = sub.add_parser("services", help="the services the engine knows")
+    services_sub = services.add_subparsers(dest="action", required=True, metavar="ACTION")
+    services_sub.add_parser("list", help="list services and handlers")
+
+    state = sub.add_parser("state", help="a virtual object's state")
+    state_sub = state.add_subparsers(dest="action", required=True, metavar="ACTION")
+    state_get = state_sub.add_parser("get", help="show the state of one key")
+    state_get.add_argument("service")
+    state_get.add_argument("key")
+
+    for p in (inv, services, state):
+        for child in p._subparsers._group_actions[0].choices.values():  # type: ignore[union-attr]
+            child.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "dev":
+            _run_engine(args, args.app)
+        elif args.command == "server":
+            _run_engine(args, None)
+        elif args.command == "invocations":
+            _invocations(args)
+        elif args.command == "services":
+            _services(args)
+        elif args.command == "state":
+            _state(args)
+    except (CliError, AppLoadError, ConfigError) as e:
+        print(f"headway: error: {e}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,92 @@
+"""Engine settings, each declared once with its type, default, environment variable and doc.
+
+Precedence: command-line option, then environment variable, then `headway.toml`, then default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    name: str
+    type: type
+    default: Any
+    env: str
+    doc: str
+
+
+SETTINGS: list[Setting] = [
+    Setting("data_dir", Path, Path(".headway"), "HEADWAY_DATA_DIR",
+            "where the log and the partition store live"),
+    Setting("ingress_host", str, "127.0.0.1", "HEADWAY_INGRESS_HOST",
+            "address the HTTP ingress listens on"),
+    Setting("ingress_port", int, 8080, "HEADWAY_INGRESS_PORT", "port of the HTTP ingress"),
+    Setting("admin_host", str, "127.0.0.1", "HEADWAY_ADMIN_HOST",
+            "address the admin API listens on"),
+    Setting("admin_port", int, 9070, "HEADWAY_ADMIN_PORT", "port of the admin API"),
+    Setting("max_body_bytes", int, 10 * 1024 * 1024, "HEADWAY_MAX_BODY_BYTES",
+            "largest request body the ingress accepts (larger ones get 413)"),
+    Setting("suspend_after", float, 1.0, "HEADWAY_SUSPEND_AFTER",
+            "seconds an attempt may wait only on completions before it suspends"),
+    Setting("always_replay", bool, False, "HEADWAY_ALWAYS_REPLAY",
+            "test mode: suspend and replay every invocation after each step"),
+    Setting("max_batch", int, 4096, "HEADWAY_MAX_BATCH",
+            "most log entries in one group commit"),
+]  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    data_dir: Path = Path(".headway")
+    ingress_host: str = "127.0.0.1"
+    ingress_port: int = 8080
+    admin_host: str = "127.0.0.1"
+    admin_port: int = 9070
+    max_body_bytes: int = 10 * 1024 * 1024
+    suspend_after: float = 1.0
+    always_replay: bool = False
+    max_batch: int = 4096
+
+
+class ConfigError(ValueError):
+    """A setting has a value of the wrong kind; the message names it."""
+
+
+def _convert(setting: Setting, raw: Any, origin: str) -> Any:
+    try:
+        if setting.type is bool and isinstance(raw, str):
+            if raw.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                raise ValueError(raw)
+            return raw.lower() in ("1", "true", "yes")
+        return setting.type(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{origin}: {setting.name} must be a {setting.type.__name__}, got {raw!r}"
+        ) from None
+
+
+def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Builds the config from `headway.toml`, the environment and explicit overrides."""
+    values: dict[str, Any] = {}
+    file_values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            file_values = tomllib.loads(path.read_text()).get("engine", {})
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: {e}") from None
+    for setting in SETTINGS:
+        if overrides and overrides.get(setting.name) is not None:
+            values[setting.name] = _convert(setting, overrides[setting.name], "option")
+        elif setting.env in os.environ:
+            values[setting.name] = _convert(setting, os.environ[setting.env], setting.env)
+        elif setting.name in file_values:
+            values[setting.name] = _convert(setting, file_values[setting.name], str(path))
+    return Config(**values)

@@ -1,0 +1,114 @@
+"""The engine: store, processor, group commit, timers, invoker, ingress and admin, wired."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from headway.sdk.definitions import ServiceDefinition
+from headway.sdk.journal import Outcome
+
+from . import keys
+from .actions import AbortAttempt, Action, Completed, Notify, RunAttempt, ScheduleTimer
+from .committer import Committer
+from .config import Config
+from .entries import Entry
+from .invoker import Invoker
+from .processor import Processor
+from .registry import Registry
+from .store import Store
+from .timers import TimerService
+
+log = logging.getLogger("headway.engine")
+
+
+class Engine:
+    """One node: the embedded log and store, and everything that runs on them."""
+
+    def __init__(self, config: Config, services: list[ServiceDefinition] | None = None) -> None:
+        self.config = config
+        self.registry = Registry(services)
+        self.ready = False
+        self.waiters: dict[str, list[asyncio.Future[Outcome]]] = {}
+        self.store: Store | None = None
+        self._stop_callbacks: list[Callable[[], object]] = []
+
+    async def start(self, progress: Callable[[str], None] | None = None) -> None:
+        """Opens the store, recovers, and starts processing. Raises StoreLockedError."""
+        started = time.perf_counter()
+        self.store = store = Store(self.config.data_dir)
+        self.committer = Committer(
+            store, Processor(self.registry), self._dispatch, max_batch=self.config.max_batch
+        )
+        self.timers = TimerService(store, self.committer.submit_nowait)
+        self.invoker = Invoker(
+            store, self.committer, self.registry,
+            suspend_after=self.config.suspend_after, always_replay=self.config.always_replay,
+        )  # fmt: skip
+        self.committer.start()
+        self.timers.start()
+        resumed = 0
+        for key, _ in store.scan(keys.ACTIVE):
+            self.invoker.start(key[len(keys.ACTIVE) :].decode())
+            resumed += 1
+            if progress and resumed % 10_000 == 0:
+                progress(f"recovery: resumed {resumed} invocations")
+        self.recovery_seconds = time.perf_counter() - started
+        self.resumed = resumed
+        self.ready = True
+
+    async def stop(self) -> None:
+        self.ready = False
+        if self.store is None:
+            return
+        self.invoker.stop_all()
+        await self.timers.stop()
+        await self.committer.stop()
+        self.store.close()
+        self.store = None
+
+    def _dispatch(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, Notify):
+                self.invoker.notify(action.invocation_id, action.index, action.seq, action.outcome)
+            elif isinstance(action, RunAttempt):
+                self.invoker.start(action.invocation_id)
+            elif isinstance(action, Completed):
+                self.invoker.finished(action.invocation_id)
+                for fut in self.waiters.pop(action.invocation_id, ()):
+                    if not fut.done():
+                        fut.set_result(action.outcome)
+            elif isinstance(action, ScheduleTimer):
+                self.timers.schedule(action.due_ms, action.timer_key)
+            elif isinstance(action, AbortAttempt):
+                self.invoker.abort(action.invocation_id)
+
+    def submit(self, entry: Entry) -> asyncio.Future[None]:
+        """Appends an entry; the future resolves once it is durable."""
+        return self.committer.submit(entry)
+
+    def wait_for(self, invocation_id: str) -> asyncio.Future[Outcome]:
+        """A future for the invocation's outcome, resolved at once if it already has one."""
+        fut: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self.waiters.setdefault(invocation_id, []).append(fut)
+        outcome = self.outcome(invocation_id)
+        if outcome is not None:
+            self.waiters[invocation_id].remove(fut)
+            fut.set_result(outcome)
+        return fut
+
+    def outcome(self, invocation_id: str) -> Outcome | None:
+        assert self.store is not None
+        status = self.store.get(keys.invocation(invocation_id))
+        if status is None or status["st"] != "completed":
+            return None
+        return Outcome.decode(status["o"])
+
+    def forget_waiter(self, invocation_id: str, fut: asyncio.Future[Outcome]) -> None:
+        waiting = self.waiters.get(invocation_id)
+        if waiting and fut in waiting:
+            waiting.remove(fut)
+            if not waiting:
+                del self.waiters[invocation_id]

@@ -1,0 +1,189 @@
+"""Log entries: every change to a partition is one of these, applied in log order.
+
+Entries encode to msgpack lists with a numeric tag first; the tags are part of the on-disk
+format and never change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+from headway.sdk.journal import Command, Outcome, Target, decode_command
+
+
+class Entry:
+    TAG: ClassVar[int]
+
+    def encode(self) -> list[Any]:
+        raise NotImplementedError
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Caller:
+    """Where an invocation's result goes: a journal entry of the calling invocation."""
+
+    invocation_id: str
+    index: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Invoke(Entry):
+    """A new invocation (from ingress, a call, a send, or a Kafka record)."""
+
+    TAG: ClassVar[int] = 1
+    invocation_id: str
+    target: Target
+    input: bytes
+    headers: dict[str, str]
+    caller: Caller | None = None
+    invoke_at_ms: int = 0
+    idempotency_key: str | None = None
+    source: dict[str, Any] | None = None
+
+    def encode(self) -> list[Any]:
+        caller = [self.caller.invocation_id, self.caller.index] if self.caller else None
+        return [
+            self.TAG, self.invocation_id, self.target.encode(), self.input, self.headers,
+            caller, self.invoke_at_ms, self.idempotency_key, self.source,
+        ]  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Append(Entry):
+    """A command an attempt issued, at the next index of its journal."""
+
+    TAG: ClassVar[int] = 2
+    invocation_id: str
+    attempt: int
+    index: int
+    command: Command
+
+    def encode(self) -> list[Any]:
+        return [self.TAG, self.invocation_id, self.attempt, self.index, self.command.encode()]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Complete(Entry):
+    """The outcome of a completable command (run, sleep, call, awakeable, promise)."""
+
+    TAG: ClassVar[int] = 3
+    invocation_id: str
+    index: int
+    outcome: Outcome
+
+    def encode(self) -> list[Any]:
+        return [self.TAG, self.invocation_id, self.index, self.outcome.encode()]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class End(Entry):
+    """An attempt finished the handler, with its output or terminal failure."""
+
+    TAG: ClassVar[int] = 4
+    invocation_id: str
+    attempt: int
+    outcome: Outcome
+
+    def encode(self) -> list[Any]:
+        return [self.TAG, self.invocation_id, self.attempt, self.outcome.encode()]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AttemptFailed(Entry):
+    """An attempt failed with a retryable error; the next one starts at `retry_at_ms`."""
+
+    TAG: ClassVar[int] = 5
+    invocation_id: str
+    attempt: int
+    message: str
+    retry_at_ms: int
+
+    def encode(self) -> list[Any]:
+        return [self.TAG, self.invocation_id, self.attempt, self.message, self.retry_at_ms]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Suspend(Entry):
+    """An attempt waits only on these completions and gave up its resources."""
+
+    TAG: ClassVar[int] = 6
+    invocation_id: str
+    attempt: int
+    waiting_on: list[int]
+
+    def encode(self) -> list[Any]:
+        return [self.TAG, self.invocation_id, self.attempt, self.waiting_on]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TimerFired(Entry):
+    """A durable timer came due."""
+
+    TAG: ClassVar[int] = 7
+    timer_key: bytes
+
+    def encode(self) -> list[Any]:
+        return [self.TAG, self.timer_key]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Cancel(Entry):
+    """Cancel an invocation: its pending steps fail with 409 and it may compensate."""
+
+    TAG: ClassVar[int] = 8
+    invocation_id: str
+
+    def encode(self) -> list[Any]:
+        return [self.TAG, self.invocation_id]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Kill(Entry):
+    """End an invocation at once with 409, without running any more of its code."""
+
+    TAG: ClassVar[int] = 9
+    invocation_id: str
+
+    def encode(self) -> list[Any]:
+        return [self.TAG, self.invocation_id]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ReplaceState(Entry):
+    """Replace a virtual object's whole state (admin API)."""
+
+    TAG: ClassVar[int] = 10
+    service: str
+    key: str
+    state: dict[str, bytes]
+
+    def encode(self) -> list[Any]:
+        return [self.TAG, self.service, self.key, self.state]
+
+
+def decode_entry(raw: list[Any]) -> Entry:
+    """The entry a list from `Entry.encode` describes."""
+    tag = raw[0]
+    if tag == Invoke.TAG:
+        caller = Caller(raw[5][0], raw[5][1]) if raw[5] else None
+        return Invoke(raw[1], Target.decode(raw[2]), raw[3], raw[4], caller, raw[6], raw[7], raw[8])
+    if tag == Append.TAG:
+        return Append(raw[1], raw[2], raw[3], decode_command(raw[4]))
+    if tag == Complete.TAG:
+        return Complete(raw[1], raw[2], Outcome.decode(raw[3]))
+    if tag == End.TAG:
+        return End(raw[1], raw[2], Outcome.decode(raw[3]))
+    if tag == AttemptFailed.TAG:
+        return AttemptFailed(raw[1], raw[2], raw[3], raw[4])
+    if tag == Suspend.TAG:
+        return Suspend(raw[1], raw[2], raw[3])
+    if tag == TimerFired.TAG:
+        return TimerFired(raw[1])
+    if tag == Cancel.TAG:
+        return Cancel(raw[1])
+    if tag == Kill.TAG:
+        return Kill(raw[1])
+    if tag == ReplaceState.TAG:
+        return ReplaceState(raw[1], raw[2], raw[3])
+    raise ValueError(f"unknown log entry tag {tag}")

@@ -1,0 +1,73 @@
+"""The partition store's key layout: one prefix per kind of record.
+
+Keys sort so that range scans find what recovery needs without reading history: active
+invocations under `ac/`, timers by due time under `tm/`.
+"""
+
+from __future__ import annotations
+
+APPLIED = b"meta/applied"
+TIMER_SEQ = b"meta/timer_seq"
+LOG = b"log/"
+INVOCATION = b"inv/"
+JOURNAL = b"j/"
+COMPLETION = b"cm/"
+ACTIVE = b"ac/"
+OBJECT_LOCK = b"vo/"
+STATE = b"s/"
+TIMER = b"tm/"
+PROMISES = b"pr/"
+
+
+def log(lsn: int) -> bytes:
+    return b"log/%016x" % lsn
+
+
+def invocation(invocation_id: str) -> bytes:
+    return INVOCATION + invocation_id.encode()
+
+
+def journal(invocation_id: str, index: int) -> bytes:
+    return b"j/%s/%08x" % (invocation_id.encode(), index)
+
+
+def completion(invocation_id: str, index: int) -> bytes:
+    return b"cm/%s/%08x" % (invocation_id.encode(), index)
+
+
+def completion_prefix(invocation_id: str) -> bytes:
+    return b"cm/%s/" % invocation_id.encode()
+
+
+def active(invocation_id: str) -> bytes:
+    return ACTIVE + invocation_id.encode()
+
+
+def object_key(service: str, key: str) -> bytes:
+    """Service and key joined by NUL, which neither may contain."""
+    return b"%s\x00%s" % (service.encode(), key.encode())
+
+
+def object_lock(service: str, key: str) -> bytes:
+    return OBJECT_LOCK + object_key(service, key)
+
+
+def state(service: str, key: str) -> bytes:
+    return STATE + object_key(service, key)
+
+
+def promises(workflow: str, key: str) -> bytes:
+    return PROMISES + object_key(workflow, key)
+
+
+def timer(due_ms: int, seq: int) -> bytes:
+    return b"tm/%016x/%016x" % (due_ms, seq)
+
+
+def timer_due(timer_key: bytes) -> int:
+    return int(timer_key[3:19], 16)
+
+
+def prefix_end(prefix: bytes) -> bytes:
+    """The first key after every key that starts with `prefix`."""
+    return prefix[:-1] + bytes([prefix[-1] + 1])

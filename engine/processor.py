@@ -1,0 +1,429 @@
+"""The partition processor: applies log entries to the store, deterministically, without I/O.
+
+`apply` takes one entry, the batch's store view and the batch's timestamp (from the log, not a
+clock) and produces store writes (into the view), follow-up entries for the same batch, and
+actions to run once the batch is durable. Everything an entry does happens here, so replaying
+the same entries on the same store always yields the same store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+from typing import Any
+
+from headway.sdk import ids
+from headway.sdk.errors import CANCELLED_CODE, KILLED_CODE
+from headway.sdk.journal import (
+    Call,
+    CancelInvocation,
+    ClearAllState,
+    ClearState,
+    Command,
+    CompleteAwakeable,
+    CompletePromise,
+    Emit,
+    GetPromise,
+    Outcome,
+    PeekPromise,
+    Run,
+    Send,
+    SetState,
+    Sleep,
+    Target,
+)
+
+from . import keys
+from .actions import AbortAttempt, Action, Completed, Notify, RunAttempt, ScheduleTimer
+from .entries import (
+    Append,
+    AttemptFailed,
+    Caller,
+    Cancel,
+    Complete,
+    End,
+    Entry,
+    Invoke,
+    Kill,
+    ReplaceState,
+    Suspend,
+    TimerFired,
+)
+from .registry import Registry
+from .store import StoreView
+
+Status = dict[str, Any]
+
+
+@dataclasses.dataclass
+class Effects:
+    """What applying entries produced besides store writes."""
+
+    actions: list[Action] = dataclasses.field(default_factory=list)
+    entries: deque[Entry] = dataclasses.field(default_factory=deque)
+
+
+class Processor:
+    """Applies entries to a partition's store."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    def apply(self, entry: Entry, view: StoreView, now_ms: int, effects: Effects) -> None:
+        _Apply(self.registry, view, now_ms, effects).entry(entry)
+
+
+class _Apply:
+    """The application of one entry; a class only to keep the arguments in one place."""
+
+    def __init__(self, registry: Registry, view: StoreView, now: int, effects: Effects) -> None:
+        self.registry = registry
+        self.view = view
+        self.now = now
+        self.fx = effects
+
+    def entry(self, entry: Entry) -> None:
+        if isinstance(entry, Append):
+            self.append(entry)
+        elif isinstance(entry, Complete):
+            self.complete(entry.invocation_id, entry.index, entry.outcome)
+        elif isinstance(entry, Invoke):
+            self.invoke(entry)
+        elif isinstance(entry, End):
+            self.end(entry)
+        elif isinstance(entry, AttemptFailed):
+            self.attempt_failed(entry)
+        elif isinstance(entry, Suspend):
+            self.suspend(entry)
+        elif isinstance(entry, TimerFired):
+            self.timer_fired(entry.timer_key)
+        elif isinstance(entry, Cancel):
+            self.cancel(entry.invocation_id)
+        elif isinstance(entry, Kill):
+            self.kill(entry.invocation_id)
+        elif isinstance(entry, ReplaceState):
+            self.view.put(keys.state(entry.service, entry.key), dict(entry.state))
+
+    def status(self, invocation_id: str) -> Status | None:
+        return self.view.get(keys.invocation(invocation_id))  # type: ignore[no-any-return]
+
+    def save(self, invocation_id: str, status: Status) -> None:
+        status["ma"] = self.now
+        self.view.put(keys.invocation(invocation_id), status)
+
+    # -- new invocations -------------------------------------------------------------------
+
+    def invoke(self, entry: Invoke) -> None:
+        existing = self.status(entry.invocation_id)
+        if existing is not None:
+            self.attach(entry, existing)
+            return
+        target = entry.target
+        found = self.registry.lookup(target.service, target.handler)
+        failure: Outcome | None = None
+        if found is None:
+            failure = Outcome.fail(404, f"service or handler not found: {target}")
+        elif found[0].kind != "service" and not target.key:
+            failure = Outcome.fail(400, f"{target.service} is keyed: the key must not be empty")
+        status: Status = {
+            "t": target.encode(), "st": "scheduled", "in": entry.input, "h": entry.headers,
+            "w": [], "a": 0, "rc": 0, "lf": None, "jl": 0, "cs": 0, "p": [], "cx": False,
+            "o": None, "ik": entry.idempotency_key, "ca": self.now, "ma": self.now,
+            "wo": [], "src": entry.source, "em": [], "lock": False,
+            "by": entry.caller.invocation_id if entry.caller else None,
+        }  # fmt: skip
+        if entry.caller is not None:
+            status["w"].append([entry.caller.invocation_id, entry.caller.index])
+        if failure is not None:
+            self.finish(entry.invocation_id, status, failure)
+            return
+        if entry.invoke_at_ms > self.now:
+            self.save(entry.invocation_id, status)
+            self.add_timer(entry.invoke_at_ms, ["invoke", entry.invocation_id])
+            return
+        self.start(entry.invocation_id, status)
+
+    def attach(self, entry: Invoke, existing: Status) -> None:
+        """A repeated id (idempotency key, workflow id): join the invocation that exists."""
+        if existing["st"] == "completed":
+            outcome = Outcome.decode(existing["o"])
+            if entry.caller is not None:
+                self.fx.entries.append(
+                    Complete(entry.caller.invocation_id, entry.caller.index, outcome)
+                )
+            self.fx.actions.append(Completed(entry.invocation_id, outcome))
+        elif entry.caller is not None:
+            existing["w"].append([entry.caller.invocation_id, entry.caller.index])
+            self.save(entry.invocation_id, existing)
+
+    def start(self, invocation_id: str, status: Status) -> None:
+        """Runs the invocation now, or queues it behind the holder of its key's lock."""
+        target = Target.decode(status["t"])
+        found = self.registry.lookup(target.service, target.handler)
+        if found is not None and found[0].needs_lock(target.handler):
+            assert target.key is not None
+            lock_key = keys.object_lock(target.service, target.key)
+            lock = self.view.get(lock_key) or [None, []]
+            if lock[0] is not None:
+                lock[1].append(invocation_id)
+                self.view.put(lock_key, lock)
+                status["st"] = "pending"
+                self.save(invocation_id, status)
+                return
+            self.view.put(lock_key, [invocation_id, lock[1]])
+            status["lock"] = True
+        self.run(invocation_id, status)
+
+    def run(self, invocation_id: str, status: Status) -> None:
+        status["st"] = "running"
+        status["a"] += 1
+        status["wo"] = []
+        self.save(invocation_id, status)
+        self.view.put(keys.active(invocation_id), b"")
+        self.fx.actions.append(RunAttempt(invocation_id))
+
+    # -- the journal -----------------------------------------------------------------------
+
+    def append(self, entry: Append) -> None:
+        status = self.status(entry.invocation_id)
+        if (
+            status is None
+            or status["st"] != "running"
+            or status["a"] != entry.attempt
+            or status["jl"] != entry.index
+        ):
+            return  # a stale attempt's command: the journal has moved on without it
+        inv, index, command = entry.invocation_id, entry.index, entry.command
+        self.view.put(keys.journal(inv, index), command.encode())
+        status["jl"] = index + 1
+        if command.completable:
+            status["p"].append(index)
+        self.save(inv, status)
+        if status["cx"] and command.completable and not isinstance(command, Run):
+            self.complete(inv, index, Outcome.fail(CANCELLED_CODE, "cancelled"))
+            return
+        self.command_effects(inv, status, index, command)
+
+    def command_effects(self, inv: str, status: Status, index: int, command: Command) -> None:
+        target = Target.decode(status["t"])
+        if isinstance(command, SetState | ClearState | ClearAllState):
+            assert target.key is not None
+            state_key = keys.state(target.service, target.key)
+            state: dict[str, bytes] = dict(self.view.get(state_key) or {})
+            if isinstance(command, SetState):
+                state[command.name] = command.value
+            elif isinstance(command, ClearState):
+                state.pop(command.name, None)
+            else:
+                state.clear()
+            if state:
+                self.view.put(state_key, state)
+            else:
+                self.view.delete(state_key)
+        elif isinstance(command, Sleep):
+            self.add_timer(command.wake_at_ms, ["wake", inv, index])
+        elif isinstance(command, Call):
+            self.fx.entries.append(
+                Invoke(
+                    command.invocation_id, command.target, command.input, command.headers,
+                    Caller(inv, index), 0, command.idempotency_key,
+                )
+            )  # fmt: skip
+        elif isinstance(command, Send):
+            self.fx.entries.append(
+                Invoke(
+                    command.invocation_id, command.target, command.input, command.headers,
+                    None, command.invoke_at_ms, command.idempotency_key,
+                )
+            )  # fmt: skip
+        elif isinstance(command, CompleteAwakeable):
+            try:
+                owner, owner_index = ids.parse_awakeable_id(command.awakeable_id)
+            except ValueError:
+                return
+            self.fx.entries.append(Complete(str(owner), owner_index, command.outcome))
+        elif isinstance(command, CancelInvocation):
+            self.fx.entries.append(Cancel(command.invocation_id))
+        elif isinstance(command, GetPromise | PeekPromise | CompletePromise):
+            self.promise(inv, target, index, command)
+        elif isinstance(command, Emit):
+            status["em"].append(index)
+        # Run, Awakeable, GetState, StateKeys: journaled only; completions come later.
+
+    def promise(
+        self, inv: str, target: Target, index: int,
+        command: GetPromise | PeekPromise | CompletePromise,
+    ) -> None:  # fmt: skip
+        assert target.key is not None
+        record_key = keys.promises(target.service, target.key)
+        record: dict[str, Any] = dict(self.view.get(record_key) or {})
+        promise = record.get(command.name) or {"o": None, "w": []}
+        if isinstance(command, CompletePromise):
+            if promise["o"] is not None:
+                self.complete(inv, index, Outcome.fail(409, "promise already completed"))
+                return
+            promise = {"o": command.outcome.encode(), "w": []}
+            for waiter_inv, waiter_index in record.get(command.name, {"w": []})["w"]:
+                self.fx.entries.append(Complete(waiter_inv, waiter_index, command.outcome))
+            self.complete(inv, index, Outcome.ok())
+        elif promise["o"] is not None:
+            self.complete(inv, index, Outcome.decode(promise["o"]))
+        elif isinstance(command, PeekPromise):
+            self.complete(inv, index, Outcome(value=None))
+        else:
+            promise["w"].append([inv, index])
+        record[command.name] = promise
+        self.view.put(record_key, record)
+
+    def complete(self, inv: str, index: int, outcome: Outcome) -> None:
+        status = self.status(inv)
+        if status is None or status["st"] == "completed" or index not in status["p"]:
+            return  # unknown, finished, or already completed: a duplicate delivery
+        seq = status["cs"]
+        status["cs"] = seq + 1
+        status["p"].remove(index)
+        self.view.put(keys.completion(inv, index), [seq, outcome.encode()])
+        if status["st"] == "running":
+            self.save(inv, status)
+            self.fx.actions.append(Notify(inv, index, seq, outcome))
+        elif status["st"] == "suspended" and index in status["wo"]:
+            self.run(inv, status)
+        else:
+            self.save(inv, status)
+
+    # -- attempts --------------------------------------------------------------------------
+
+    def suspend(self, entry: Suspend) -> None:
+        status = self.status(entry.invocation_id)
+        if status is None or status["st"] != "running" or status["a"] != entry.attempt:
+            return
+        if any(i not in status["p"] for i in entry.waiting_on):
+            self.run(entry.invocation_id, status)  # completed meanwhile: resume at once
+            return
+        status["st"] = "suspended"
+        status["wo"] = list(entry.waiting_on)
+        self.save(entry.invocation_id, status)
+        self.view.delete(keys.active(entry.invocation_id))
+
+    def attempt_failed(self, entry: AttemptFailed) -> None:
+        status = self.status(entry.invocation_id)
+        if status is None or status["st"] != "running" or status["a"] != entry.attempt:
+            return
+        status["st"] = "backing-off"
+        status["rc"] += 1
+        status["lf"] = entry.message
+        self.save(entry.invocation_id, status)
+        self.view.delete(keys.active(entry.invocation_id))
+        self.add_timer(entry.retry_at_ms, ["retry", entry.invocation_id])
+
+    def end(self, entry: End) -> None:
+        status = self.status(entry.invocation_id)
+        if status is None or status["st"] != "running" or status["a"] != entry.attempt:
+            return
+        self.finish(entry.invocation_id, status, entry.outcome)
+
+    def finish(self, inv: str, status: Status, outcome: Outcome) -> None:
+        """Completes an invocation: result stored, lock passed on, callers answered."""
+        status["st"] = "completed"
+        status["o"] = outcome.encode()
+        status["p"] = []
+        status["wo"] = []
+        self.save(inv, status)
+        self.view.delete(keys.active(inv))
+        target = Target.decode(status["t"])
+        if status["lock"]:
+            status["lock"] = False
+            self.release_lock(target)
+        for waiter_inv, waiter_index in status["w"]:
+            self.fx.entries.append(Complete(waiter_inv, waiter_index, outcome))
+        status["w"] = []
+        retention = self.registry.retention(target.service, target.handler)
+        self.add_timer(self.now + int(retention.total_seconds() * 1000), ["purge", inv])
+        self.fx.actions.append(Completed(inv, outcome))
+
+    def release_lock(self, target: Target) -> None:
+        assert target.key is not None
+        lock_key = keys.object_lock(target.service, target.key)
+        lock = self.view.get(lock_key) or [None, []]
+        queue: list[str] = lock[1]
+        if not queue:
+            self.view.delete(lock_key)
+            return
+        next_inv = queue.pop(0)
+        self.view.put(lock_key, [next_inv, queue])
+        next_status = self.status(next_inv)
+        if next_status is not None:
+            next_status["lock"] = True
+            self.run(next_inv, next_status)
+
+    def cancel(self, inv: str) -> None:
+        status = self.status(inv)
+        if status is None or status["st"] == "completed":
+            return
+        if status["st"] in ("pending", "scheduled"):
+            self.remove_from_queue(inv, status)
+            self.finish(inv, status, Outcome.fail(CANCELLED_CODE, "cancelled"))
+            return
+        status["cx"] = True
+        self.save(inv, status)
+        for index in list(status["p"]):
+            if not self.is_run(inv, index):
+                self.complete(inv, index, Outcome.fail(CANCELLED_CODE, "cancelled"))
+
+    def is_run(self, inv: str, index: int) -> bool:
+        raw = self.view.get(keys.journal(inv, index))
+        return raw is not None and raw[0] == Run.TAG
+
+    def kill(self, inv: str) -> None:
+        status = self.status(inv)
+        if status is None or status["st"] == "completed":
+            return
+        self.remove_from_queue(inv, status)
+        if status["st"] == "running":
+            self.fx.actions.append(AbortAttempt(inv))
+        self.finish(inv, status, Outcome.fail(KILLED_CODE, "killed"))
+
+    def remove_from_queue(self, inv: str, status: Status) -> None:
+        if status["st"] != "pending":
+            return
+        target = Target.decode(status["t"])
+        assert target.key is not None
+        lock_key = keys.object_lock(target.service, target.key)
+        lock = self.view.get(lock_key)
+        if lock is not None and inv in lock[1]:
+            lock[1].remove(inv)
+            self.view.put(lock_key, lock)
+
+    # -- timers ----------------------------------------------------------------------------
+
+    def add_timer(self, due_ms: int, record: list[Any]) -> None:
+        seq = self.view.get(keys.TIMER_SEQ) or 0
+        self.view.put(keys.TIMER_SEQ, seq + 1)
+        timer_key = keys.timer(due_ms, seq)
+        self.view.put(timer_key, record)
+        self.fx.actions.append(ScheduleTimer(due_ms, timer_key))
+
+    def timer_fired(self, timer_key: bytes) -> None:
+        record = self.view.get(timer_key)
+        if record is None:
+            return  # fired already
+        self.view.delete(timer_key)
+        kind, inv = record[0], record[1]
+        status = self.status(inv)
+        if status is None:
+            return
+        if kind == "wake":
+            self.complete(inv, record[2], Outcome.ok())
+        elif kind == "invoke" and status["st"] == "scheduled":
+            self.start(inv, status)
+        elif kind == "retry" and status["st"] == "backing-off":
+            self.run(inv, status)
+        elif kind == "purge" and status["st"] == "completed":
+            self.purge(inv, status)
+
+    def purge(self, inv: str, status: Status) -> None:
+        """Removes a completed invocation's status, journal and completions."""
+        for index in range(status["jl"]):
+            self.view.delete(keys.journal(inv, index))
+            self.view.delete(keys.completion(inv, index))
+        self.view.delete(keys.invocation(inv))

@@ -1,0 +1,112 @@
+"""The partition store: RocksDB through rocksdict, plus the overlay a batch is applied on.
+
+Values are msgpack-encoded records. The processor reads and writes through a `StoreView`, an
+overlay of decoded records over the committed store; the committer turns the overlay into one
+write batch. Reads elsewhere (invoker, admin) see only committed data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import msgpack
+from rocksdict import Options, Rdict, WriteBatch, WriteOptions
+
+_DELETED = object()
+_MISSING = object()
+
+
+class ReadableStore(Protocol):
+    """What the processor reads committed records from (RocksDB, or a dict in unit tests)."""
+
+    def get(self, key: bytes) -> Any: ...
+
+
+class StoreLockedError(RuntimeError):
+    """Another engine already has this data directory open."""
+
+
+def pack(value: Any) -> bytes:
+    return msgpack.packb(value, use_bin_type=True)
+
+
+def unpack(data: bytes) -> Any:
+    return msgpack.unpackb(data, raw=False, strict_map_key=False)
+
+
+class Store:
+    """The committed partition store on local disk."""
+
+    def __init__(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        options = Options(raw_mode=True)
+        options.create_if_missing(True)
+        try:
+            self.db = Rdict(str(path / "store"), options)
+        except Exception as e:
+            if "lock" in str(e).lower():
+                raise StoreLockedError(
+                    f"the data directory {path} is in use by another Headway engine "
+                    "(only one engine may open it at a time)"
+                ) from e
+            raise
+        self._sync = WriteOptions()
+        self._sync.sync = True
+
+    def get(self, key: bytes) -> Any:
+        data = self.db.get(key)
+        return None if data is None else unpack(data)
+
+    def scan(self, prefix: bytes, start: bytes | None = None) -> Iterator[tuple[bytes, Any]]:
+        """Records whose key starts with `prefix`, in key order, from `start` if given."""
+        it = self.db.iter()
+        it.seek(start or prefix)
+        while it.valid():
+            key = it.key()
+            if not key.startswith(prefix):
+                break
+            yield key, unpack(it.value())
+            it.next()
+
+    def write(self, batch: WriteBatch) -> None:
+        """Writes one batch atomically and fsyncs it before returning."""
+        self.db.write(batch, self._sync)
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class StoreView:
+    """Decoded records changed by the batch being applied, over the committed store."""
+
+    def __init__(self, store: ReadableStore) -> None:
+        self.store = store
+        self.changes: dict[bytes, Any] = {}
+
+    def get(self, key: bytes) -> Any:
+        value = self.changes.get(key, _MISSING)
+        if value is _MISSING:
+            return self.store.get(key)
+        return None if value is _DELETED else value
+
+    def put(self, key: bytes, value: Any) -> None:
+        self.changes[key] = value
+
+    def delete(self, key: bytes) -> None:
+        self.changes[key] = _DELETED
+
+    def to_batch(self, batch: WriteBatch) -> None:
+        """Adds every change to `batch`, encoded."""
+        for key, value in self.changes.items():
+            if value is _DELETED:
+                batch.delete(key)
+            else:
+                batch.put(key, pack(value))
+
+    def clear(self) -> None:
+        self.changes.clear()
+
+    def deleted(self, value: Any) -> bool:
+        return value is _DELETED

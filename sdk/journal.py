@@ -1,0 +1,255 @@
+"""The journal's entry model: commands a handler issued and the outcomes that completed them.
+
+It mirrors the Restate protocol's commands and notifications, so the HTTP transport is a codec
+over the same journal rather than a second model. Entries encode to plain lists (msgpack-ready)
+with a numeric tag first; the tags are part of the on-disk format and never change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Failure:
+    """A terminal failure: an HTTP-style code and a message."""
+
+    code: int
+    message: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Outcome:
+    """What completed a command or an invocation: a value, or a failure."""
+
+    value: bytes | None = None
+    failure: Failure | None = None
+
+    def encode(self) -> list[Any]:
+        if self.failure is not None:
+            return [1, self.failure.code, self.failure.message]
+        return [0, self.value]
+
+    @staticmethod
+    def decode(raw: list[Any]) -> Outcome:
+        if raw[0] == 1:
+            return Outcome(failure=Failure(raw[1], raw[2]))
+        return Outcome(value=raw[1])
+
+    @staticmethod
+    def ok(value: bytes = b"") -> Outcome:
+        return Outcome(value=value)
+
+    @staticmethod
+    def fail(code: int, message: str) -> Outcome:
+        return Outcome(failure=Failure(code, message))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Target:
+    """Which handler an invocation runs: service, handler and (for objects/workflows) key."""
+
+    service: str
+    handler: str
+    key: str | None = None
+
+    def encode(self) -> list[Any]:
+        return [self.service, self.handler, self.key]
+
+    @staticmethod
+    def decode(raw: list[Any]) -> Target:
+        return Target(raw[0], raw[1], raw[2])
+
+    def __str__(self) -> str:
+        if self.key is None:
+            return f"{self.service}/{self.handler}"
+        return f"{self.service}/{self.key}/{self.handler}"
+
+
+class Command:
+    """Base of journal commands. `completable` ones wait for a later completion."""
+
+    TAG: ClassVar[int]
+    completable: ClassVar[bool] = False
+
+    def encode(self) -> list[Any]:
+        out: list[Any] = [self.TAG]
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            out.append(value.encode() if isinstance(value, (Outcome, Target)) else value)
+        return out
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Run(Command):
+    """A side effect; its outcome arrives as a completion once it is durable."""
+
+    TAG: ClassVar[int] = 1
+    completable: ClassVar[bool] = True
+    name: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GetState(Command):
+    TAG: ClassVar[int] = 2
+    name: str
+    value: bytes | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StateKeys(Command):
+    TAG: ClassVar[int] = 3
+    keys: list[str]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SetState(Command):
+    TAG: ClassVar[int] = 4
+    name: str
+    value: bytes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ClearState(Command):
+    TAG: ClassVar[int] = 5
+    name: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ClearAllState(Command):
+    TAG: ClassVar[int] = 6
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Sleep(Command):
+    TAG: ClassVar[int] = 7
+    completable: ClassVar[bool] = True
+    name: str
+    wake_at_ms: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Call(Command):
+    TAG: ClassVar[int] = 8
+    completable: ClassVar[bool] = True
+    target: Target
+    input: bytes
+    headers: dict[str, str]
+    idempotency_key: str | None
+    invocation_id: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Send(Command):
+    TAG: ClassVar[int] = 9
+    target: Target
+    input: bytes
+    headers: dict[str, str]
+    idempotency_key: str | None
+    invocation_id: str
+    invoke_at_ms: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Awakeable(Command):
+    TAG: ClassVar[int] = 10
+    completable: ClassVar[bool] = True
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CompleteAwakeable(Command):
+    TAG: ClassVar[int] = 11
+    awakeable_id: str
+    outcome: Outcome
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GetPromise(Command):
+    TAG: ClassVar[int] = 12
+    completable: ClassVar[bool] = True
+    name: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PeekPromise(Command):
+    """Completes with the value, a failure, or an empty outcome (value None) if unresolved."""
+
+    TAG: ClassVar[int] = 13
+    completable: ClassVar[bool] = True
+    name: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CompletePromise(Command):
+    """Completes with an empty value, or failure 409 if the promise was already completed."""
+
+    TAG: ClassVar[int] = 14
+    completable: ClassVar[bool] = True
+    name: str
+    outcome: Outcome
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Emit(Command):
+    """A record for a Kafka topic, published when the invocation completes successfully."""
+
+    TAG: ClassVar[int] = 15
+    topic: str
+    value: bytes
+    key: bytes | None
+    headers: dict[str, bytes]
+    cluster: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CancelInvocation(Command):
+    """Asks another invocation to cancel: its pending steps fail with code 409."""
+
+    TAG: ClassVar[int] = 16
+    invocation_id: str
+
+
+_BY_TAG: dict[int, type[Command]] = {
+    cls.TAG: cls
+    for cls in (
+        Run, GetState, StateKeys, SetState, ClearState, ClearAllState, Sleep, Call, Send,
+        Awakeable, CompleteAwakeable, GetPromise, PeekPromise, CompletePromise, Emit,
+        CancelInvocation,
+    )
+}  # fmt: skip
+
+
+def decode_command(raw: list[Any]) -> Command:
+    """The command a list from `Command.encode` describes."""
+    cls = _BY_TAG[raw[0]]
+    values: list[Any] = []
+    for f, value in zip(dataclasses.fields(cls), raw[1:], strict=True):  # type: ignore[arg-type]
+        if f.type == "Outcome":
+            value = Outcome.decode(value)
+        elif f.type == "Target":
+            value = Target.decode(value)
+        values.append(value)
+    return cls(*values)
+
+
+def same_command(recorded: Command, issued: Command) -> bool:
+    """Whether a command issued on replay matches the one the journal holds at that index.
+
+    Only what identifies the step is compared (its type, name, target), not results, which
+    the journal supplies on replay.
+    """
+    if type(recorded) is not type(issued):
+        return False
+    if isinstance(recorded, (Call, Send)):
+        assert isinstance(issued, (Call, Send))
+        return recorded.target == issued.target
+    return getattr(recorded, "name", "") == getattr(issued, "name", "")
+
+
+def describe(command: Command) -> str:
+    """A short human description, used in journal-mismatch errors and the admin API."""
+    name = getattr(command, "name", "")
+    if isinstance(command, (Call, Send)):
+        return f"{type(command).__name__}({command.target})"
+    return f"{type(command).__name__}({name!r})" if name else type(command).__name__

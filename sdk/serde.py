@@ -1,0 +1,94 @@
+"""Turning handler inputs and outputs into bytes and back: JSON by default, models from hints."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from typing import Any, Generic, Protocol, TypeVar
+
+T = TypeVar("T")
+
+
+class Serde(Protocol[T]):
+    """Encodes values of one type to bytes and back."""
+
+    def serialize(self, value: T) -> bytes: ...
+
+    def deserialize(self, data: bytes) -> T: ...
+
+
+class BytesSerde:
+    """Raw bytes, passed through untouched."""
+
+    def serialize(self, value: bytes) -> bytes:
+        return bytes(value)
+
+    def deserialize(self, data: bytes) -> bytes:
+        return data
+
+
+class JsonSerde(Generic[T]):
+    """JSON for plain values (dict, list, str, numbers, None)."""
+
+    def serialize(self, value: T) -> bytes:
+        if value is None:
+            return b""
+        return json.dumps(value, separators=(",", ":"), default=_to_jsonable).encode()
+
+    def deserialize(self, data: bytes) -> T:
+        if not data:
+            return None  # type: ignore[return-value]
+        return typing.cast(T, json.loads(data))
+
+
+class DataclassSerde(Generic[T]):
+    """JSON objects converted to and from a dataclass."""
+
+    def __init__(self, cls: type[T]) -> None:
+        self._cls = cls
+
+    def serialize(self, value: T) -> bytes:
+        return json.dumps(_to_jsonable(value), separators=(",", ":")).encode()
+
+    def deserialize(self, data: bytes) -> T:
+        raw = json.loads(data) if data else None
+        if not isinstance(raw, dict):
+            raise ValueError(f"expected a JSON object for {self._cls.__name__}")
+        return self._cls(**raw)
+
+
+class PydanticSerde(Generic[T]):
+    """JSON validated by a pydantic model."""
+
+    def __init__(self, model: type[T]) -> None:
+        self._model: Any = model
+
+    def serialize(self, value: T) -> bytes:
+        return typing.cast(bytes, typing.cast(Any, value).model_dump_json().encode())
+
+    def deserialize(self, data: bytes) -> T:
+        return typing.cast(T, self._model.model_validate_json(data or b"null"))
+
+
+def _to_jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def serde_for(annotation: Any) -> Serde[Any]:
+    """Picks the serde that fits a type hint: bytes raw, dataclasses, pydantic models, else JSON."""
+    if annotation is bytes:
+        return BytesSerde()
+    if isinstance(annotation, type):
+        if dataclasses.is_dataclass(annotation):
+            return DataclassSerde(annotation)
+        if hasattr(annotation, "model_validate_json"):
+            return PydanticSerde(annotation)
+    return JsonSerde()
+
+
+DEFAULT_SERDE: Serde[Any] = JsonSerde()

@@ -1,0 +1,142 @@
+"""The replay state machine: one invocation attempt's view of its journal.
+
+A transport (in-process invoker, or the HTTP protocol) drives it: it feeds the journal and the
+completions known so far, receives new commands, and delivers completions as they arrive. On
+replay, a command the handler issues is matched against the journal and its recorded result is
+returned instead of being redone; a handler that takes another path gets a JournalMismatchError.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import Protocol
+
+from .errors import JournalMismatchError, SuspendedError
+from .journal import Command, Outcome, describe, same_command
+
+
+class Transport(Protocol):
+    """Where new commands go, and who decides when a blocked attempt suspends."""
+
+    def append(self, index: int, command: Command) -> Awaitable[None]:
+        """Journals a new command; the awaitable resolves once it is durable."""
+        ...
+
+    def propose_run_outcome(self, index: int, outcome: Outcome) -> None:
+        """Journals a run's outcome; it comes back through `complete` once durable."""
+        ...
+
+    def blocked(self) -> None:
+        """The handler waits on completions only; the transport may suspend the attempt."""
+        ...
+
+
+class StateMachine:
+    """Matches issued commands against the journal and tracks their completions."""
+
+    def __init__(
+        self,
+        journal: list[Command],
+        completions: dict[int, tuple[int, Outcome]],
+        transport: Transport,
+        *,
+        always_replay: bool = False,
+    ) -> None:
+        self.journal = journal
+        self.replay_length = len(journal)
+        self.completions = completions
+        self.transport = transport
+        self.always_replay = always_replay
+        self.next_index = 0
+        self.futures: dict[int, asyncio.Future[Outcome]] = {}
+        self.awaiting: set[int] = set()
+        self.runs_in_flight = 0
+        self.progress = 0
+        self.failure: BaseException | None = None
+
+    @property
+    def replaying(self) -> bool:
+        return self.next_index < self.replay_length
+
+    async def issue(self, command: Command) -> tuple[int, Command]:
+        """Records `command` (or replays it) and returns its index and the journaled version."""
+        index = self.next_index
+        self.next_index += 1
+        self.progress += 1
+        if index < len(self.journal):
+            recorded = self.journal[index]
+            if not same_command(recorded, command):
+                error = JournalMismatchError(
+                    f"journal mismatch at entry {index}: the journal has {describe(recorded)}, "
+                    f"the handler now issued {describe(command)}"
+                )
+                self.failure = error
+                raise error
+            return index, recorded
+        self.journal.append(command)
+        durable = self.transport.append(index, command)
+        if self.always_replay:
+            await durable
+            raise SuspendedError("replay after every step")
+        return index, command
+
+    def issue_pipelined(self, command: Command) -> int:
+        """Like `issue` for commands whose caller does not wait (state writes, sends)."""
+        index = self.next_index
+        self.next_index += 1
+        self.progress += 1
+        if index < len(self.journal):
+            recorded = self.journal[index]
+            if not same_command(recorded, command):
+                error = JournalMismatchError(
+                    f"journal mismatch at entry {index}: the journal has {describe(recorded)}, "
+                    f"the handler now issued {describe(command)}"
+                )
+                self.failure = error
+                raise error
+            return index
+        self.journal.append(command)
+        self.transport.append(index, command)
+        return index
+
+    def future(self, index: int) -> asyncio.Future[Outcome]:
+        """The future of a completable command, already resolved if its completion is known."""
+        fut = self.futures.get(index)
+        if fut is None:
+            fut = asyncio.get_running_loop().create_future()
+            known = self.completions.get(index)
+            if known is not None:
+                fut.set_result(known[1])
+            self.futures[index] = fut
+        return fut
+
+    def complete(self, index: int, seq: int, outcome: Outcome) -> None:
+        """Delivers a completion that arrived while the attempt runs."""
+        if index in self.completions:
+            return
+        self.completions[index] = (seq, outcome)
+        self.progress += 1
+        fut = self.futures.get(index)
+        if fut is not None and not fut.done():
+            fut.set_result(outcome)
+
+    def completion_order(self, index: int) -> int:
+        """The arrival order of a known completion, so `select` picks the same one on replay."""
+        known = self.completions.get(index)
+        return known[0] if known is not None else 1 << 62
+
+    async def wait(self, indexes: list[int], first: bool) -> None:
+        """Waits for all (or the first) of these completions, suspending if nothing else moves."""
+        futures = [self.future(i) for i in indexes]
+        pending = [f for f in futures if not f.done()]
+        if not pending or (first and len(pending) < len(futures)):
+            return
+        self.awaiting.update(indexes)
+        try:
+            if self.runs_in_flight == 0:
+                self.transport.blocked()
+            when = asyncio.FIRST_COMPLETED if first else asyncio.ALL_COMPLETED
+            await asyncio.wait(pending, return_when=when)
+        finally:
+            self.awaiting.difference_update(indexes)
