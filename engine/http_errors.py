@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 
 def error(status: int, message: str) -> web.Response:
@@ -10,7 +11,7 @@ def error(status: int, message: str) -> web.Response:
 
 
 @web.middleware
-async def json_errors(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turns aiohttp's own HTTP errors (405, 413, ...) into JSON bodies; never a traceback."""
     try:
         return await handler(request)

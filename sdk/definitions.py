@@ -62,6 +62,8 @@ class HandlerOptions:
 
 HandlerFn = Callable[..., Awaitable[Any]]
 
+HANDLER_ATTRIBUTE = "__headway_handler__"
+
 
 @dataclasses.dataclass
 class Handler:
@@ -114,7 +116,7 @@ class _Definition:
             raise ValueError(f"{self.name} already has a handler named {handler.name!r}")
         self.handlers[handler.name] = handler
         # Lets ctx.service_call(fn, ...) find the target from the function itself.
-        fn.__headway_handler__ = self.name, handler
+        setattr(fn, HANDLER_ATTRIBUTE, (self.name, handler))
         return handler
 
     def __repr__(self) -> str:

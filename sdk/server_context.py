@@ -20,7 +20,7 @@ from .context import (
     SendHandle,
     WorkflowContext,
 )
-from .definitions import Handler
+from .definitions import HANDLER_ATTRIBUTE, Handler
 from .errors import TerminalError
 from .journal import (
     Awakeable,
@@ -46,8 +46,6 @@ from .serde import DEFAULT_SERDE, Serde, serde_for
 from .state_machine import StateMachine
 
 T = TypeVar("T")
-
-HANDLER_ATTRIBUTE = "__headway_handler__"
 
 
 def _outcome_value(outcome: Outcome, serde: Serde[Any]) -> Any:

@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "support"))
 
-from engine_process import EngineProcess  # noqa: E402
+from engine_process import EngineProcess
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
