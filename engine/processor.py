@@ -200,6 +200,7 @@ class _Apply:
             status["p"].append(index)
         self.save(inv, status)
         if status["cx"] and command.completable and not isinstance(command, Run):
+            status["cx"] = False  # delivered once, like Restate's cancel signal
             self.complete(inv, index, Outcome.fail(CANCELLED_CODE, "cancelled"))
             return
         self.command_effects(inv, status, index, command)
@@ -364,11 +365,13 @@ class _Apply:
             self.remove_from_queue(inv, status)
             self.finish(inv, status, Outcome.fail(CANCELLED_CODE, "cancelled"))
             return
-        status["cx"] = True
+        waiting = [index for index in status["p"] if not self.is_run(inv, index)]
+        # The cancellation is delivered once: to what the handler waits on now, or else to the
+        # next step it waits on. Compensating steps after that run normally.
+        status["cx"] = not waiting
         self.save(inv, status)
-        for index in list(status["p"]):
-            if not self.is_run(inv, index):
-                self.complete(inv, index, Outcome.fail(CANCELLED_CODE, "cancelled"))
+        for index in waiting:
+            self.complete(inv, index, Outcome.fail(CANCELLED_CODE, "cancelled"))
 
     def is_run(self, inv: str, index: int) -> bool:
         raw = self.view.get(keys.journal(inv, index))

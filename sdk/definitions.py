@@ -26,8 +26,13 @@ class RetryPolicy:
 
     def delay_after(self, failures: int) -> float:
         """Seconds to wait before the next attempt, after `failures` failed ones (>= 1)."""
-        delay = self.initial_interval.total_seconds() * self.factor ** max(failures - 1, 0)
-        return min(delay, self.max_interval.total_seconds())
+        initial = self.initial_interval.total_seconds()
+        cap = self.max_interval.total_seconds()
+        try:
+            delay = initial * self.factor ** max(failures - 1, 0)
+        except OverflowError:  # ~1000 failures at factor 2: long past the cap
+            return cap if initial > 0 else 0.0
+        return min(delay, cap)
 
     def exhausted(self, failures: int) -> bool:
         return self.max_attempts is not None and failures >= self.max_attempts
