@@ -10,6 +10,10 @@ Entries from every source (ingress, invoker, timers) queue here. Each batch:
    fsync it.
 4. Resolve the submitters' futures (the entries are durable), then run the actions in order.
 
+If step 2 or 3 fails (an entry the log cannot encode, a processor error, a write error),
+nothing was written: the entries are committed again one at a time, so a bad entry fails its
+own submitter only and its batch-mates still land.
+
 If we crash before step 3 completes, nothing of the batch exists and nobody was told: HTTP
 clients see a dropped connection and retry, attempts re-run from their journal. If we crash
 after step 3, everything of the batch is durable; the actions are re-derived on recovery from
@@ -89,17 +93,41 @@ class Committer:
             while self._queue:
                 taken = self._queue[: self.max_batch]
                 del self._queue[: self.max_batch]
-                lsn = self.lsn
-                try:
-                    await self._commit(taken)
-                except Exception as e:  # nothing was written and nobody was told
-                    log.exception("group commit failed; its %d entries were dropped", len(taken))
-                    self.lsn = lsn
-                    for _, fut in taken:
-                        if fut is not None and not fut.done():
-                            fut.set_exception(e)
+                await self._commit_or_split(taken)
 
-    async def _commit(self, taken: list[tuple[Entry, asyncio.Future[None] | None]]) -> None:
+    async def _commit_or_split(
+        self, taken: list[tuple[Entry, asyncio.Future[None] | None]]
+    ) -> None:
+        """Commits `taken`; if that fails, commits its entries one at a time instead, so that an
+        entry the log cannot hold (or the processor cannot apply) fails alone and does not drop
+        its batch-mates, some of which (attempt ends, run results, timers) nobody would resend.
+        """
+        lsn = self.lsn
+        try:
+            effects = await self._commit(taken)
+        except Exception as e:  # nothing was written and nobody was told
+            self.lsn = lsn
+            if len(taken) > 1:
+                log.warning("group commit of %d entries failed (%s: %s); committing them one "
+                            "at a time", len(taken), type(e).__name__, e)  # fmt: skip
+                for item in taken:
+                    await self._commit_or_split([item])
+                return
+            entry, fut = taken[0]
+            log.exception("a %s entry could not be committed and was dropped", type(entry).__name__)
+            if fut is not None and not fut.done():
+                fut.set_exception(e)
+            return
+        for _, fut in taken:
+            if fut is not None and not fut.done():
+                fut.set_result(None)
+        try:
+            self.on_actions(effects.actions)
+        except Exception:  # the batch is durable: recovery re-derives what did not run
+            log.exception("running the actions of a committed batch failed")
+
+    async def _commit(self, taken: list[tuple[Entry, asyncio.Future[None] | None]]) -> Effects:
+        """Applies and durably writes one batch; returns its effects (actions not yet run)."""
         now_ms = int(time.time() * 1000)
         view = StoreView(self.store)
         effects = Effects()
@@ -118,10 +146,7 @@ class Committer:
         self.fsync_seconds += time.perf_counter() - started
         self.batches += 1
         self.entries += self.lsn - first_lsn + 1
-        for _, fut in taken:
-            if fut is not None and not fut.done():
-                fut.set_result(None)
-        self.on_actions(effects.actions)
+        return effects
 
     def _apply(
         self, entry: Entry, view: StoreView, now_ms: int, effects: Effects, batch: WriteBatch

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from urllib.parse import unquote
 
 from aiohttp import web
 from headway.sdk import ids
@@ -24,8 +25,32 @@ _SKIP_HEADERS = frozenset(
 )  # fmt: skip
 
 
+# Delays beyond this are mistakes, and their due times would not fit the timer keys.
+_MAX_DELAY_DAYS = 36_500
+_MAX_DELAY_MS = _MAX_DELAY_DAYS * 86_400_000
+
+
 def _request_headers(request: web.Request) -> dict[str, str]:
     return {k.lower(): v for k, v in request.headers.items() if k.lower() not in _SKIP_HEADERS}
+
+
+def _undecodable_header(request: web.Request) -> str | None:
+    """The name of a header whose value is not UTF-8 (the log could not store it), if any."""
+    for name, value in request.headers.items():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return name.lower()
+    return None
+
+
+def _path_parts(request: web.Request) -> list[str]:
+    """The path's segments, each percent-decoded on its own (so a key may hold `%2F`).
+
+    Raises UnicodeDecodeError if a segment does not decode to UTF-8.
+    """
+    raw = request.rel_url.raw_path.strip("/").split("/")
+    return [unquote(part, errors="strict") for part in raw]
 
 
 def _outcome_response(outcome: Outcome) -> web.Response:
@@ -48,7 +73,10 @@ class Ingress:
         self.app.router.add_route("*", "/{tail:.*}", self.route)
 
     async def route(self, request: web.Request) -> web.StreamResponse:
-        parts = request.path.strip("/").split("/")
+        try:
+            parts = _path_parts(request)
+        except UnicodeDecodeError:
+            return error(400, f"the path is not valid UTF-8: {request.rel_url.raw_path}")
         if parts and parts[0] == "restate":
             return await self.restate_path(request, parts[1:])
         if request.method != "POST":
@@ -78,7 +106,8 @@ class Ingress:
         keyed = info.kind != "service"
         if keyed != (len(parts) == 3):
             shape = "/{name}/{key}/{handler}" if keyed else "/{name}/{handler}"
-            return error(404, f"{info.name} is a {info.kind}: call it as {shape}")
+            article = "an" if info.kind == "object" else "a"
+            return error(404, f"{info.name} is {article} {info.kind}: call it as {shape}")
         handler = parts[-1]
         if handler not in info.handlers:
             return error(404, f"handler not found: {info.name}/{handler}")
@@ -94,22 +123,32 @@ class Ingress:
         if isinstance(resolved, web.Response):
             return resolved
         info, target = resolved
+        bad_header = _undecodable_header(request)
+        if bad_header is not None:
+            return error(400, f"header {bad_header!r} is not valid UTF-8")
+        if (request.content_length or 0) > self.engine.config.max_body_bytes:
+            return error(413, "request body too large")
         body = await request.read()
         handler = info.handlers[target.handler]
         if not isinstance(handler.input_serde, BytesSerde):
             try:
-                handler.input_serde.deserialize(body)
+                value = handler.input_serde.deserialize(body)
             except (ValueError, TypeError) as e:
                 return error(400, f"malformed request body for {target}: {e}")
+            if value is None and handler.input_required:
+                return error(400, f"{target} needs an input: the body is empty or null")
         invoke_at = 0
         delay = request.query.get("delay")
         if delay is not None:
             if not send:
                 return error(400, "?delay= is only allowed with /send")
             try:
-                invoke_at = int(time.time() * 1000) + parse_duration_ms(delay)
+                delay_ms = parse_duration_ms(delay)
             except ValueError as e:
                 return error(400, str(e))
+            if delay_ms > _MAX_DELAY_MS:
+                return error(400, f"delay {delay!r} is too long: at most {_MAX_DELAY_DAYS}d")
+            invoke_at = int(time.time() * 1000) + delay_ms
         idempotency_key = request.headers.get("idempotency-key")
         if idempotency_key is not None or handler.kind == "workflow":
             invocation_id = ids.deterministic_invocation_id(

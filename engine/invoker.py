@@ -122,6 +122,8 @@ class Attempt:
         ]
 
     def _load_completions(self) -> dict[int, tuple[int, Outcome]]:
+        if not self.status["jl"]:
+            return {}  # completions exist only for journal entries: skip the store scan
         prefix = keys.completion_prefix(self.invocation_id)
         return {
             int(key[len(prefix) :], 16): (raw[0], Outcome.decode(raw[1]))
@@ -141,7 +143,8 @@ class Attempt:
             attempt=self.attempt,
             kafka=self.status["src"],  # type: ignore[arg-type]
         )
-        ctx = ServerContext(self.sm, request, self.target, state, _now_ms)
+        read_only = self.handler.kind == "shared"
+        ctx = ServerContext(self.sm, request, self.target, state, _now_ms, read_only=read_only)
         self.task = asyncio.get_running_loop().create_task(self._run(ctx, request.body))
 
     def stop(self) -> None:

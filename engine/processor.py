@@ -425,8 +425,17 @@ class _Apply:
             self.purge(inv, status)
 
     def purge(self, inv: str, status: Status) -> None:
-        """Removes a completed invocation's status, journal and completions."""
+        """Removes a completed invocation's status, journal and completions.
+
+        A workflow's run takes its state and promises with it, so the workflow id can start
+        afresh, as in Restate.
+        """
         for index in range(status["jl"]):
             self.view.delete(keys.journal(inv, index))
             self.view.delete(keys.completion(inv, index))
         self.view.delete(keys.invocation(inv))
+        target = Target.decode(status["t"])
+        found = self.registry.lookup(target.service, target.handler)
+        if found is not None and found[1].kind == "workflow" and target.key is not None:
+            self.view.delete(keys.state(target.service, target.key))
+            self.view.delete(keys.promises(target.service, target.key))

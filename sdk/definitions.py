@@ -80,7 +80,15 @@ class Handler:
     input_serde: Serde[Any]
     output_serde: Serde[Any]
     takes_input: bool
+    input_required: bool
     options: HandlerOptions
+
+
+def _excludes_none(hint: Any, param: inspect.Parameter) -> bool:
+    """Whether a handler's input annotation rules out None (so an empty body is an error)."""
+    if hint is None or hint is Any or param.default is not inspect.Parameter.empty:
+        return False
+    return type(None) not in typing.get_args(hint) and hint is not type(None)
 
 
 class _Definition:
@@ -115,6 +123,7 @@ class _Definition:
             input_serde=serde_for(input_hint),
             output_serde=serde_for(hints.get("return")),
             takes_input=takes_input,
+            input_required=takes_input and _excludes_none(input_hint, params[1]),
             options=(options or HandlerOptions()).merged_over(self.options),
         )
         if handler.name in self.handlers:
