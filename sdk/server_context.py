@@ -134,8 +134,11 @@ class ServerContext(WorkflowContext):
         target: Target,
         state: dict[str, bytes],
         now_ms: Callable[[], int],
+        *,
+        read_only: bool = False,
     ) -> None:
         self.sm = sm
+        self.read_only = read_only
         self._request = request
         self.target = target
         self.state = state
@@ -164,17 +167,24 @@ class ServerContext(WorkflowContext):
         return list(recorded.keys)
 
     def set(self, name: str, value: Any) -> None:
+        self._check_writable()
         data = serde_for(type(value)).serialize(value)
         self.sm.issue_pipelined(SetState(name, data))
         self.state[name] = data
 
     def clear(self, name: str) -> None:
+        self._check_writable()
         self.sm.issue_pipelined(ClearState(name))
         self.state.pop(name, None)
 
     def clear_all(self) -> None:
+        self._check_writable()
         self.sm.issue_pipelined(ClearAllState())
         self.state.clear()
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise TerminalError("shared handlers may read state but not change it", 400)
 
     def run(
         self,
@@ -188,6 +198,8 @@ class ServerContext(WorkflowContext):
         index = self.sm.issue_pipelined(Run(name))
         future: _RunFuture[T] = _RunFuture(self.sm, index, serde)
         if index not in self.sm.completions:
+            # In flight from now on, so awaiting it right away does not report `blocked`.
+            self.sm.runs_in_flight += 1
             future.task = asyncio.get_running_loop().create_task(
                 self._execute_run(index, name, action, args, opts, serde)
             )
@@ -202,7 +214,6 @@ class ServerContext(WorkflowContext):
         opts: RunOptions,
         serde: Serde[Any],
     ) -> None:
-        self.sm.runs_in_flight += 1
         failures = 0
         try:
             while True:

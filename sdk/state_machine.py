@@ -78,7 +78,8 @@ class StateMachine:
         durable = self.transport.append(index, command)
         if self.always_replay:
             await durable
-            raise SuspendedError("replay after every step")
+            if self.runs_in_flight == 0:  # a replay now would run an unfinished step again
+                raise SuspendedError("replay after every step")
         return index, command
 
     def issue_pipelined(self, command: Command) -> int:
@@ -98,6 +99,10 @@ class StateMachine:
             return index
         self.journal.append(command)
         self.transport.append(index, command)
+        if self.always_replay and not command.completable and self.runs_in_flight == 0:
+            # Nothing will complete it, so replay now (once durable); a completable command
+            # replays from `wait` when its completion arrives.
+            raise SuspendedError("replay after every step")
         return index
 
     def future(self, index: int) -> asyncio.Future[Outcome]:
@@ -140,3 +145,6 @@ class StateMachine:
             await asyncio.wait(pending, return_when=when)
         finally:
             self.awaiting.difference_update(indexes)
+        if self.always_replay and self.runs_in_flight == 0:
+            # A completion arrived during this attempt: replay with it from the journal.
+            raise SuspendedError("replay after every completion")

@@ -75,8 +75,29 @@ async def test_a_completion_arriving_while_waiting_ends_the_attempt() -> None:
     with pytest.raises(SuspendedError):
         await waiter
     replay, _ = make([Sleep("", 1000)], {0: (0, Outcome.ok())})
-    assert await replay.sleep(timedelta(seconds=1)) is None
+    await replay.sleep(timedelta(seconds=1))  # the recorded wake-up: no suspension
 
 
 async def _await(future: Awaitable[object]) -> object:
     return await future
+
+
+async def test_no_replay_while_a_run_is_still_executing() -> None:
+    """A replay then would find the step without an outcome and run it a second time."""
+    ctx, _ = make()
+    release = asyncio.Event()
+    calls: list[int] = []
+
+    async def slow() -> int:
+        calls.append(1)
+        await release.wait()
+        return 1
+
+    future = ctx.run("slow", slow)
+    await asyncio.sleep(0)
+    ctx.set("x", 1)  # no SuspendedError: the run is in flight
+    assert await ctx.get("x") == 1
+    release.set()
+    with pytest.raises(SuspendedError):  # its outcome arrived: now replay
+        await future
+    assert calls == [1]
