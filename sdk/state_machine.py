@@ -59,20 +59,31 @@ class StateMachine:
     def replaying(self) -> bool:
         return self.next_index < self.replay_length
 
-    async def issue(self, command: Command) -> tuple[int, Command]:
-        """Records `command` (or replays it) and returns its index and the journaled version."""
+    def _claim(self, command: Command) -> tuple[int, Command | None]:
+        """The next index for `command`, and the journal's version of it when replaying.
+
+        Raises JournalMismatchError (and remembers it, in case the handler swallows it) when
+        the journal holds a different command at that index.
+        """
         index = self.next_index
         self.next_index += 1
         self.progress += 1
-        if index < len(self.journal):
-            recorded = self.journal[index]
-            if not same_command(recorded, command):
-                error = JournalMismatchError(
-                    f"journal mismatch at entry {index}: the journal has {describe(recorded)}, "
-                    f"the handler now issued {describe(command)}"
-                )
-                self.failure = error
-                raise error
+        if index >= len(self.journal):
+            return index, None
+        recorded = self.journal[index]
+        if not same_command(recorded, command):
+            error = JournalMismatchError(
+                f"journal mismatch at entry {index}: the journal has {describe(recorded)}, "
+                f"the handler now issued {describe(command)}"
+            )
+            self.failure = error
+            raise error
+        return index, recorded
+
+    async def issue(self, command: Command) -> tuple[int, Command]:
+        """Records `command` (or replays it) and returns its index and the journaled version."""
+        index, recorded = self._claim(command)
+        if recorded is not None:
             return index, recorded
         self.journal.append(command)
         durable = self.transport.append(index, command)
@@ -84,18 +95,8 @@ class StateMachine:
 
     def issue_pipelined(self, command: Command) -> int:
         """Like `issue` for commands whose caller does not wait (state writes, sends)."""
-        index = self.next_index
-        self.next_index += 1
-        self.progress += 1
-        if index < len(self.journal):
-            recorded = self.journal[index]
-            if not same_command(recorded, command):
-                error = JournalMismatchError(
-                    f"journal mismatch at entry {index}: the journal has {describe(recorded)}, "
-                    f"the handler now issued {describe(command)}"
-                )
-                self.failure = error
-                raise error
+        index, recorded = self._claim(command)
+        if recorded is not None:
             return index
         self.journal.append(command)
         self.transport.append(index, command)
