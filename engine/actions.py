@@ -45,4 +45,29 @@ class AbortAttempt:
     invocation_id: str
 
 
-Action = RunAttempt | Notify | Completed | ScheduleTimer | AbortAttempt
+@dataclasses.dataclass(frozen=True, slots=True)
+class KafkaRecordDone:
+    """A Kafka record is finished with (completed, dead-lettered or dropped as a duplicate):
+    its partition has room for one more in-flight record."""
+
+    group: str
+    topic: str
+    partition: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OutboxReady:
+    """A cluster's outbox has new records to ship."""
+
+    cluster: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SubscriptionsChanged:
+    """Subscriptions or Kafka clusters were added, removed or failed: reconcile consumers."""
+
+
+Action = (
+    RunAttempt | Notify | Completed | ScheduleTimer | AbortAttempt | KafkaRecordDone
+    | OutboxReady | SubscriptionsChanged
+)  # fmt: skip

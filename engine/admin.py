@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from aiohttp import web
+from headway.connectors.kafka.admin_routes import KafkaAdmin
 from headway.sdk.journal import Outcome, Target, decode_command, describe
 
 from . import keys
@@ -70,6 +71,7 @@ class Admin:
         r.add_patch("/invocations/{id}/{op}", self.invocation_op)
         r.add_get("/services/{service}/state/{key}", self.get_state)
         r.add_put("/services/{service}/state/{key}", self.put_state)
+        KafkaAdmin(engine).register(r)
 
     @property
     def store(self) -> Any:

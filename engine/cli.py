@@ -118,6 +118,43 @@ def _state(args: argparse.Namespace) -> None:
     _print(args, state, _table(rows, ["name", "value"]))
 
 
+def _options(pairs: list[str]) -> dict[str, str]:
+    options = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise CliError(f"option {pair!r} must look like name=value")
+        options[name] = value
+    return options
+
+
+def _subscriptions(args: argparse.Namespace) -> None:
+    if args.action == "list":
+        subs = _admin("GET", "/subscriptions")["subscriptions"]
+        rows = [s | {"applied": ", ".join(f"{p['partition']}@{p['applied_offset']}"
+                                          for p in s["progress"])} for s in subs]  # fmt: skip
+        _print(args, subs, _table(rows, ["id", "source", "sink", "status", "applied", "error"]))
+    elif args.action == "add":
+        body = {"source": args.source, "sink": args.sink, "options": _options(args.option)}
+        sub = _admin("POST", "/subscriptions", body)
+        _print(args, sub, f"{sub['id']}: {sub['source']} -> {sub['sink']} (group {sub['group']})")
+    else:
+        _print(args, _admin("DELETE", f"/subscriptions/{args.id}"), f"removed {args.id}")
+
+
+def _kafka_clusters(args: argparse.Namespace) -> None:
+    if args.action == "list":
+        clusters = _admin("GET", "/kafka-clusters")["clusters"]
+        rows = [c | {"brokers": ",".join(c["brokers"])} for c in clusters]
+        _print(args, clusters, _table(rows, ["name", "brokers", "origin"]))
+    elif args.action == "add":
+        body = {"name": args.name, "brokers": args.brokers.split(","),
+                "properties": _options(args.property)}  # fmt: skip
+        _print(args, _admin("POST", "/kafka-clusters", body), f"added cluster {args.name}")
+    else:
+        _print(args, _admin("DELETE", f"/kafka-clusters/{args.name}"), f"removed {args.name}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="headway", description="Durable execution for Python with Kafka at its core."
@@ -149,7 +186,40 @@ def build_parser() -> argparse.ArgumentParser:
     state_get.add_argument("service")
     state_get.add_argument("key")
 
-    for p in (inv, services, state):
+    subs = sub.add_parser("subscriptions", help="Kafka subscriptions: topics feeding handlers")
+    subs_sub = subs.add_subparsers(dest="action", required=True, metavar="ACTION")
+    subs_sub.add_parser("list", help="list subscriptions and their applied offsets")
+    subs_add = subs_sub.add_parser(
+        "add", help="invoke a handler once for every record of a topic",
+        epilog="options: group.id, auto.offset.reset=earliest|latest, value.format=json|bytes|"
+        "avro|avro-confluent, avro.schema.file, schema.registry.url, dead.letter.topic, "
+        "ordered=true, max.in.flight=N, or any librdkafka consumer property",
+    )  # fmt: skip
+    subs_add.add_argument("--source", required=True, help="kafka://CLUSTER/TOPIC")
+    subs_add.add_argument("--sink", required=True, help="service://NAME/HANDLER")
+    subs_add.add_argument("--option", "-o", action="append", default=[], metavar="NAME=VALUE",
+                          help="a subscription option (repeatable)")  # fmt: skip
+    subs_remove = subs_sub.add_parser("remove", help="stop a subscription (its offsets are kept)")
+    subs_remove.add_argument("id", help="the subscription id (sub_...)")
+
+    clusters = sub.add_parser("kafka-clusters", help="Kafka clusters subscriptions can use")
+    clusters_sub = clusters.add_subparsers(dest="action", required=True, metavar="ACTION")
+    clusters_sub.add_parser("list", help="list clusters (from the config file and the API)")
+    clusters_add = clusters_sub.add_parser("add", help="define a cluster by name")
+    clusters_add.add_argument("name")
+    clusters_add.add_argument("brokers", help="host:port[,host:port...]")
+    clusters_add.add_argument(
+        "--property",
+        "-p",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a librdkafka property (repeatable)",
+    )
+    clusters_remove = clusters_sub.add_parser("remove", help="remove a cluster defined by the API")
+    clusters_remove.add_argument("name")
+
+    for p in (inv, services, state, subs, clusters):
         for child in p._subparsers._group_actions[0].choices.values():  # type: ignore[union-attr]
             child.add_argument("--json", action="store_true", help="print JSON")
     return parser
@@ -168,6 +238,10 @@ def main(argv: list[str] | None = None) -> None:
             _services(args)
         elif args.command == "state":
             _state(args)
+        elif args.command == "subscriptions":
+            _subscriptions(args)
+        elif args.command == "kafka-clusters":
+            _kafka_clusters(args)
     except (CliError, AppLoadError, ConfigError) as e:
         print(f"headway: error: {e}", file=sys.stderr)
         sys.exit(1)

@@ -11,6 +11,9 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from headway.connectors.kafka.clusters import KafkaCluster, clusters_from_toml
+from headway.connectors.kafka.uris import SubscriptionError
+
 
 @dataclasses.dataclass(frozen=True)
 class Setting:
@@ -38,6 +41,10 @@ SETTINGS: list[Setting] = [
             "test mode: suspend and replay every invocation after each step"),
     Setting("max_batch", int, 4096, "HEADWAY_MAX_BATCH",
             "most log entries in one group commit"),
+    Setting("outbox_commit_interval", float, 0.1, "HEADWAY_OUTBOX_COMMIT_INTERVAL",
+            "seconds between Kafka transactions of the outbox shipper, at most"),
+    Setting("outbox_max_records", int, 10_000, "HEADWAY_OUTBOX_MAX_RECORDS",
+            "most outbox records in one Kafka transaction"),
 ]  # fmt: skip
 
 
@@ -52,6 +59,9 @@ class Config:
     suspend_after: float = 1.0
     always_replay: bool = False
     max_batch: int = 4096
+    outbox_commit_interval: float = 0.1
+    outbox_max_records: int = 10_000
+    kafka_clusters: tuple[KafkaCluster, ...] = ()
 
 
 class ConfigError(ValueError):
@@ -77,10 +87,12 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
     file_values: dict[str, Any] = {}
     if path is not None:
         try:
-            file_values = tomllib.loads(path.read_text()).get("engine", {})
+            document = tomllib.loads(path.read_text())
+            file_values = document.get("engine", {})
+            values["kafka_clusters"] = clusters_from_toml(document.get("kafka"), str(path))
         except FileNotFoundError:
             raise ConfigError(f"config file not found: {path}") from None
-        except tomllib.TOMLDecodeError as e:
+        except (tomllib.TOMLDecodeError, SubscriptionError) as e:
             raise ConfigError(f"{path}: {e}") from None
     for setting in SETTINGS:
         if overrides and overrides.get(setting.name) is not None:

@@ -7,11 +7,22 @@ import logging
 import time
 from collections.abc import Callable
 
+from headway.connectors.kafka.connector import KafkaConnector
 from headway.sdk.definitions import ServiceDefinition
 from headway.sdk.journal import Outcome
 
 from . import keys
-from .actions import AbortAttempt, Action, Completed, Notify, RunAttempt, ScheduleTimer
+from .actions import (
+    AbortAttempt,
+    Action,
+    Completed,
+    KafkaRecordDone,
+    Notify,
+    OutboxReady,
+    RunAttempt,
+    ScheduleTimer,
+    SubscriptionsChanged,
+)
 from .committer import Committer
 from .config import Config
 from .entries import Entry
@@ -47,6 +58,11 @@ class Engine:
             store, self.committer, self.registry,
             suspend_after=self.config.suspend_after, always_replay=self.config.always_replay,
         )  # fmt: skip
+        self.kafka = KafkaConnector(
+            store, self.registry, self.committer.submit_nowait, self.config.kafka_clusters,
+            commit_interval=self.config.outbox_commit_interval,
+            max_records=self.config.outbox_max_records,
+        )  # fmt: skip
         self.committer.start()
         self.timers.start()
         resumed = 0
@@ -55,6 +71,7 @@ class Engine:
             resumed += 1
             if progress and resumed % 10_000 == 0:
                 progress(f"recovery: resumed {resumed} invocations")
+        await self.kafka.start()
         self.recovery_seconds = time.perf_counter() - started
         self.resumed = resumed
         self.ready = True
@@ -63,6 +80,7 @@ class Engine:
         self.ready = False
         if self.store is None:
             return
+        await self.kafka.stop()
         self.invoker.stop_all()
         await self.timers.stop()
         await self.committer.stop()
@@ -84,6 +102,12 @@ class Engine:
                 self.timers.schedule(action.due_ms, action.timer_key)
             elif isinstance(action, AbortAttempt):
                 self.invoker.abort(action.invocation_id)
+            elif isinstance(action, KafkaRecordDone):
+                self.kafka.record_done(action.group, action.topic, action.partition)
+            elif isinstance(action, OutboxReady):
+                self.kafka.outbox_ready(action.cluster)
+            elif isinstance(action, SubscriptionsChanged):
+                self.kafka.changed()
 
     def submit(self, entry: Entry) -> asyncio.Future[None]:
         """Appends an entry; the future resolves once it is durable."""

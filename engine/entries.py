@@ -162,6 +162,78 @@ class ReplaceState(Entry):
         return [self.TAG, self.service, self.key, self.state]
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Subscribe(Entry):
+    """Add (or replace) a Kafka subscription; `subscription` is its stored record."""
+
+    TAG: ClassVar[int] = 11
+    subscription: dict[str, Any]
+
+    def encode(self) -> list[Any]:
+        return [self.TAG, self.subscription]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Unsubscribe(Entry):
+    """Remove a subscription. Its offsets stay, so adding it back resumes where it stopped."""
+
+    TAG: ClassVar[int] = 12
+    subscription_id: str
+
+    def encode(self) -> list[Any]:
+        return [self.TAG, self.subscription_id]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DeadLetter(Entry):
+    """A Kafka record that cannot become an invocation: consume its offset, and publish it to
+    the dead-letter topic (`record`: topic, key, value, headers) through the outbox."""
+
+    TAG: ClassVar[int] = 13
+    source: dict[str, Any]
+    record: list[Any]
+
+    def encode(self) -> list[Any]:
+        return [self.TAG, self.source, self.record]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OutboxShipped(Entry):
+    """The outbox of `cluster` is committed to Kafka up to `seq`: its entries can go."""
+
+    TAG: ClassVar[int] = 14
+    cluster: str
+    seq: int
+
+    def encode(self) -> list[Any]:
+        return [self.TAG, self.cluster, self.seq]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SubscriptionFailed(Entry):
+    """A subscription met a record it cannot handle and has no dead-letter topic: it stops
+    before that record, and says why."""
+
+    TAG: ClassVar[int] = 15
+    subscription_id: str
+    message: str
+
+    def encode(self) -> list[Any]:
+        return [self.TAG, self.subscription_id, self.message]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PutKafkaCluster(Entry):
+    """Define (or, with `cluster` None, remove) a Kafka cluster through the admin API."""
+
+    TAG: ClassVar[int] = 16
+    name: str
+    cluster: dict[str, Any] | None
+
+    def encode(self) -> list[Any]:
+        return [self.TAG, self.name, self.cluster]
+
+
 def decode_entry(raw: list[Any]) -> Entry:
     """The entry a list from `Entry.encode` describes."""
     tag = raw[0]
@@ -186,4 +258,16 @@ def decode_entry(raw: list[Any]) -> Entry:
         return Kill(raw[1])
     if tag == ReplaceState.TAG:
         return ReplaceState(raw[1], raw[2], raw[3])
+    if tag == Subscribe.TAG:
+        return Subscribe(raw[1])
+    if tag == Unsubscribe.TAG:
+        return Unsubscribe(raw[1])
+    if tag == DeadLetter.TAG:
+        return DeadLetter(raw[1], raw[2])
+    if tag == OutboxShipped.TAG:
+        return OutboxShipped(raw[1], raw[2])
+    if tag == SubscriptionFailed.TAG:
+        return SubscriptionFailed(raw[1], raw[2])
+    if tag == PutKafkaCluster.TAG:
+        return PutKafkaCluster(raw[1], raw[2])
     raise ValueError(f"unknown log entry tag {tag}")

@@ -17,6 +17,11 @@ OBJECT_LOCK = b"vo/"
 STATE = b"s/"
 TIMER = b"tm/"
 PROMISES = b"pr/"
+NODE_ID = b"meta/node_id"
+SUBSCRIPTION = b"sub/"
+KAFKA_OFFSET = b"ko/"
+KAFKA_CLUSTER = b"kc/"
+OUTBOX = b"ob/"
 
 
 def log(lsn: int) -> bytes:
@@ -66,6 +71,37 @@ def timer(due_ms: int, seq: int) -> bytes:
 
 def timer_due(timer_key: bytes) -> int:
     return int(timer_key[3:19], 16)
+
+
+def subscription(subscription_id: str) -> bytes:
+    return SUBSCRIPTION + subscription_id.encode()
+
+
+def kafka_offset(group: str, topic: str, partition: int) -> bytes:
+    """The highest applied offset of one partition, for the subscription with this group."""
+    return b"ko/%s\x00%s\x00%d" % (group.encode(), topic.encode(), partition)
+
+
+def kafka_cluster(name: str) -> bytes:
+    return KAFKA_CLUSTER + name.encode()
+
+
+def outbox_prefix(cluster: str) -> bytes:
+    return b"ob/%s\x00" % cluster.encode()
+
+
+def outbox(cluster: str, seq: int) -> bytes:
+    return b"ob/%s\x00%016x" % (cluster.encode(), seq)
+
+
+def outbox_seq(cluster: str) -> bytes:
+    """The sequence number of the last entry put in a cluster's outbox."""
+    return b"meta/outbox_seq/" + cluster.encode()
+
+
+def outbox_trimmed(cluster: str) -> bytes:
+    """The sequence number up to which a cluster's outbox was shipped and deleted."""
+    return b"meta/outbox_trimmed/" + cluster.encode()
 
 
 def prefix_end(prefix: bytes) -> bytes:

@@ -31,23 +31,40 @@ from headway.sdk.journal import (
     SetState,
     Sleep,
     Target,
+    decode_command,
 )
 
-from . import keys
-from .actions import AbortAttempt, Action, Completed, Notify, RunAttempt, ScheduleTimer
+from . import keys, offsets, outbox
+from .actions import (
+    AbortAttempt,
+    Action,
+    Completed,
+    KafkaRecordDone,
+    Notify,
+    OutboxReady,
+    RunAttempt,
+    ScheduleTimer,
+    SubscriptionsChanged,
+)
 from .entries import (
     Append,
     AttemptFailed,
     Caller,
     Cancel,
     Complete,
+    DeadLetter,
     End,
     Entry,
     Invoke,
     Kill,
+    OutboxShipped,
+    PutKafkaCluster,
     ReplaceState,
+    Subscribe,
+    SubscriptionFailed,
     Suspend,
     TimerFired,
+    Unsubscribe,
 )
 from .registry import Registry
 from .store import StoreView
@@ -103,6 +120,42 @@ class _Apply:
             self.kill(entry.invocation_id)
         elif isinstance(entry, ReplaceState):
             self.view.put(keys.state(entry.service, entry.key), dict(entry.state))
+        else:
+            self.kafka_entry(entry)
+
+    def kafka_entry(self, entry: Entry) -> None:
+        """Subscriptions, clusters, dead letters and the outbox's progress."""
+        if isinstance(entry, OutboxShipped):
+            outbox.trim(self.view, entry.cluster, entry.seq)
+            return
+        if isinstance(entry, DeadLetter):
+            if offsets.accept(self.view, entry.source):
+                outbox.put(self.view, entry.source["cluster"], entry.record)
+                self.fx.actions.append(OutboxReady(entry.source["cluster"]))
+            self.record_done(entry.source)
+            return
+        if isinstance(entry, Subscribe):
+            self.view.put(keys.subscription(entry.subscription["id"]), entry.subscription)
+        elif isinstance(entry, Unsubscribe):
+            self.view.delete(keys.subscription(entry.subscription_id))
+        elif isinstance(entry, SubscriptionFailed):
+            record = self.view.get(keys.subscription(entry.subscription_id))
+            if record is None:
+                return
+            self.view.put(
+                keys.subscription(entry.subscription_id), record | {"failed": entry.message}
+            )
+        elif isinstance(entry, PutKafkaCluster):
+            if entry.cluster is None:
+                self.view.delete(keys.kafka_cluster(entry.name))
+            else:
+                self.view.put(keys.kafka_cluster(entry.name), entry.cluster)
+        self.fx.actions.append(SubscriptionsChanged())
+
+    def record_done(self, source: dict[str, Any]) -> None:
+        self.fx.actions.append(
+            KafkaRecordDone(source["group"], source["topic"], source["partition"])
+        )
 
     def status(self, invocation_id: str) -> Status | None:
         return self.view.get(keys.invocation(invocation_id))  # type: ignore[no-any-return]
@@ -114,6 +167,14 @@ class _Apply:
     # -- new invocations -------------------------------------------------------------------
 
     def invoke(self, entry: Invoke) -> None:
+        source = entry.source
+        if (
+            source is not None
+            and offsets.is_kafka(source)
+            and not offsets.accept(self.view, source)
+        ):
+            self.record_done(source)
+            return  # a redelivered Kafka record: its invocation exists already
         existing = self.status(entry.invocation_id)
         if existing is not None:
             self.attach(entry, existing)
@@ -340,7 +401,48 @@ class _Apply:
         status["w"] = []
         retention = self.registry.retention(target.service, target.handler)
         self.add_timer(self.now + int(retention.total_seconds() * 1000), ["purge", inv])
+        self.publish(inv, status, outcome)
         self.fx.actions.append(Completed(inv, outcome))
+
+    def publish(self, inv: str, status: Status, outcome: Outcome) -> None:
+        """Moves a successful invocation's emits to the outbox, all of them in this batch; sends
+        a failed Kafka-triggered invocation's record to its dead-letter topic if it has one."""
+        source: dict[str, Any] | None = status["src"]
+        kafka = offsets.is_kafka(source)
+        default_cluster = source["cluster"] if kafka and source else ""
+        clusters: set[str] = set()
+        if outcome.failure is None:
+            for index in status["em"]:
+                emit = decode_command(self.view.get(keys.journal(inv, index)))
+                assert isinstance(emit, Emit)
+                cluster = emit.cluster or default_cluster
+                outbox.put(self.view, cluster, [emit.topic, emit.key, emit.value, emit.headers])
+                clusters.add(cluster)
+        elif kafka and source is not None:
+            letter = self.dead_letter(status, source, outcome)
+            if letter is not None:
+                outbox.put(self.view, source["cluster"], letter)
+                clusters.add(source["cluster"])
+        for cluster in sorted(clusters):
+            self.fx.actions.append(OutboxReady(cluster))
+        if kafka and source is not None:
+            self.record_done(source)
+
+    def dead_letter(
+        self, status: Status, source: dict[str, Any], outcome: Outcome
+    ) -> list[Any] | None:
+        """The dead-letter record for a failed Kafka-triggered invocation, if its subscription
+        has a dead-letter topic."""
+        subscription = self.view.get(keys.subscription(source["sub"]))
+        topic = subscription and subscription.get("dlq")
+        if not topic:
+            return None
+        assert outcome.failure is not None
+        headers = dict(source.get("headers") or {}) | dead_letter_headers(
+            source, outcome.failure.code, outcome.failure.message
+        )
+        value = source.get("value", status["in"])
+        return [topic, source.get("key"), value, headers]
 
     def release_lock(self, target: Target) -> None:
         assert target.key is not None
@@ -439,3 +541,15 @@ class _Apply:
         if found is not None and found[1].kind == "workflow" and target.key is not None:
             self.view.delete(keys.state(target.service, target.key))
             self.view.delete(keys.promises(target.service, target.key))
+
+
+def dead_letter_headers(source: dict[str, Any], code: int, reason: str) -> dict[str, bytes]:
+    """Headers that say why a record was dead-lettered and where it came from."""
+    return {
+        "headway.error.code": str(code).encode(),
+        "headway.error.reason": reason.encode(),
+        "headway.source.topic": str(source["topic"]).encode(),
+        "headway.source.partition": str(source["partition"]).encode(),
+        "headway.source.offset": str(source["offset"]).encode(),
+        "headway.subscription": str(source["sub"]).encode(),
+    }

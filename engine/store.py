@@ -70,6 +70,11 @@ class Store:
             yield key, unpack(it.value())
             it.next()
 
+    def put_metadata(self, key: bytes, value: Any) -> None:
+        """Writes one record outside the log: only for facts about the engine itself (its node
+        id), set before processing starts and never changed by entries."""
+        self.db.put(key, pack(value), self._sync)
+
     def write(self, batch: WriteBatch) -> None:
         """Writes one batch atomically and fsyncs it before returning."""
         self.db.write(batch, self._sync)

@@ -86,7 +86,7 @@ class KafkaBrokerError(RuntimeError):
 class TopicFactory(Protocol):
     """The ``new_topic`` fixture: creates a uniquely named topic and returns its name."""
 
-    def __call__(self, partitions: int = 1) -> str: ...
+    def __call__(self, partitions: int = 1, name: str | None = None) -> str: ...
 
 
 def kafka_classpath() -> str:

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from broker import KafkaBroker, KafkaBrokerError, TopicFactory, check_broker
 
 # NewTopic's documented home; the package's stubs just do not re-export it.
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from engine_process import EngineProcess
+
+KAFKA_APP = Path(__file__).parent.parent / "apps" / "kafka_app.py"
 
 BOOTSTRAP_ENV = "HEADWAY_KAFKA_BOOTSTRAP"
 
@@ -56,8 +60,8 @@ def new_topic(kafka_bootstrap: str) -> TopicFactory:
     Unique names let tests share one broker without seeing each other's records.
     """
 
-    def create(partitions: int = 1) -> str:
-        name = f"test-{uuid.uuid4().hex[:12]}"
+    def create(partitions: int = 1, name: str | None = None) -> str:
+        name = name or f"test-{uuid.uuid4().hex[:12]}"
         # A client per call: pytest may hold the fixture's value, and a client kept alive
         # past the session would log its disconnection when the broker stops.
         admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
@@ -78,3 +82,22 @@ def _start_broker() -> KafkaBroker:
     # Failing outside the except block keeps the report to this message, without the
     # chain of tracebacks behind it.
     pytest.fail(message, pytrace=False)
+
+
+@pytest.fixture
+def kafka_engine(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Callable[..., EngineProcess]]:
+    """Starts `headway dev tests/apps/kafka_app.py` with the test broker as cluster `local`."""
+    started: list[EngineProcess] = []
+
+    def start(name: str = "engine", env: dict[str, str] | None = None) -> EngineProcess:
+        config = tmp_path / f"{name}.toml"
+        config.write_text(f'[[kafka.clusters]]\nname = "local"\nbrokers = ["{kafka_bootstrap}"]\n')
+        engine = EngineProcess(
+            KAFKA_APP, tmp_path / name, {"HEADWAY_CONFIG": str(config), **(env or {})}
+        )
+        started.append(engine)
+        return engine.start()
+
+    yield start
+    for engine in started:
+        engine.stop()

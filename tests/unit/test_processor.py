@@ -298,7 +298,14 @@ def test_invoke_starts_an_attempt(p: Partition) -> None:
 
 
 def test_invoke_keeps_idempotency_key_and_source(p: Partition) -> None:
-    source = {"sub": "sub_1", "topic": "t", "partition": 0, "offset": 7}
+    source = {
+        "sub": "sub_1",
+        "group": "g",
+        "cluster": "c",
+        "topic": "t",
+        "partition": 0,
+        "offset": 7,
+    }
     p.batch(Invoke(inv(1), GREET, b"", {}, None, 0, "ik-1", source))
     status = p.status(inv(1))
     assert status["ik"] == "ik-1"

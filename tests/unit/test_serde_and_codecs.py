@@ -15,13 +15,19 @@ from headway.engine.entries import (
     Caller,
     Cancel,
     Complete,
+    DeadLetter,
     End,
     Entry,
     Invoke,
     Kill,
+    OutboxShipped,
+    PutKafkaCluster,
     ReplaceState,
+    Subscribe,
+    SubscriptionFailed,
     Suspend,
     TimerFired,
+    Unsubscribe,
     decode_entry,
 )
 from headway.engine.store import pack, unpack
@@ -119,6 +125,35 @@ ENTRIES: list[Entry] = [
     Kill(INV),
     ReplaceState("Obj", "key", {"a": b"1", "b": b""}),
     ReplaceState("Obj", "key", {}),
+    Subscribe(
+        {
+            "id": "sub_1",
+            "source": "kafka://local/t",
+            "sink": "service://S/h",
+            "options": {"auto.offset.reset": "earliest"},
+            "dlq": None,
+            "failed": None,
+        }
+    ),
+    Unsubscribe("sub_1"),
+    DeadLetter(
+        {
+            "sub": "sub_1",
+            "group": "g",
+            "cluster": "local",
+            "topic": "t",
+            "partition": 1,
+            "offset": 5,
+            "key": None,
+            "headers": {"h": b"\x00"},
+        },
+        ["dlq", b"k", b"not json", {"headway.error.reason": b"bad"}],
+    ),
+    OutboxShipped("local", 42),
+    OutboxShipped("", 0),
+    SubscriptionFailed("sub_1", "record t/0@3 cannot be invoked"),
+    PutKafkaCluster("local", {"name": "local", "brokers": ["127.0.0.1:9092"], "properties": {}}),
+    PutKafkaCluster("local", None),
 ]
 
 
@@ -170,7 +205,9 @@ def test_tags_are_stable() -> None:
     }  # fmt: skip
     assert {type(e).__name__: e.TAG for e in ENTRIES} == {
         "Invoke": 1, "Append": 2, "Complete": 3, "End": 4, "AttemptFailed": 5, "Suspend": 6,
-        "TimerFired": 7, "Cancel": 8, "Kill": 9, "ReplaceState": 10,
+        "TimerFired": 7, "Cancel": 8, "Kill": 9, "ReplaceState": 10, "Subscribe": 11,
+        "Unsubscribe": 12, "DeadLetter": 13, "OutboxShipped": 14, "SubscriptionFailed": 15,
+        "PutKafkaCluster": 16,
     }  # fmt: skip
 
 

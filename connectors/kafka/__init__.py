@@ -1,0 +1,1 @@
+"""Kafka: clusters, subscriptions (exactly-once ingestion) and the transactional outbox shipper."""

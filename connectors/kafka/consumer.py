@@ -1,0 +1,250 @@
+"""One subscription's Kafka consumer: records in, `Invoke` entries out, never more in flight
+per partition than the subscription allows.
+
+Polling runs in a worker thread (librdkafka releases the GIL while it waits); everything else
+runs on the event loop, between polls, so the consumer handle is never used from two threads
+at once. Exactly-once does not depend on the consumer: the processor drops any record at or
+below the partition's applied offset, so a redelivery after a rebalance or restart is harmless.
+The consumer starts each assigned partition after its applied offset and commits the applied
+offsets to the consumer group for monitoring (lag) only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from headway.engine import keys
+from headway.engine.entries import DeadLetter, Entry, Invoke, SubscriptionFailed
+from headway.engine.processor import dead_letter_headers
+from headway.engine.store import Store
+from headway.sdk import ids
+from headway.sdk.journal import Target
+
+from .clusters import KafkaCluster
+from .formats import RecordDecodeError, ValueFormat
+from .record_keys import encode_record_key
+from .subscription import Subscription
+
+log = logging.getLogger("headway.kafka.consumer")
+
+POLL_BATCH = 1000
+POLL_SECONDS = 0.1
+MONITOR_COMMIT_SECONDS = 1.0
+
+
+@dataclasses.dataclass
+class _Flow:
+    """One assigned partition: records not yet handed to the engine, and those in flight."""
+
+    in_flight: int = 0
+    pending: collections.deque[Message] = dataclasses.field(default_factory=collections.deque)
+    paused: bool = False
+
+
+class SubscriptionConsumer:
+    def __init__(
+        self,
+        subscription: Subscription,
+        cluster: KafkaCluster,
+        keyed: bool,
+        value_format: ValueFormat,
+        store: Store,
+        submit: Callable[[Entry], None],
+    ) -> None:
+        self.subscription = subscription
+        self.cluster = cluster
+        self.keyed = keyed
+        self.format = value_format
+        self.store = store
+        self.submit = submit
+        self.flows: dict[int, _Flow] = {}
+        self.ingested = 0
+        self._rebalances: list[tuple[str, list[int]]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._failed = False
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(
+            self._run(), name=f"kafka-consumer-{self.subscription.id}"
+        )
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._task is not None:
+            await self._task
+
+    def record_done(self, partition: int) -> None:
+        """A record of `partition` finished: let the next one in."""
+        flow = self.flows.get(partition)
+        if flow is None:
+            return
+        flow.in_flight = max(0, flow.in_flight - 1)
+        self._drain(partition, flow)
+
+    # -- the poll loop ---------------------------------------------------------------------
+
+    def _config(self) -> dict[str, Any]:
+        return {
+            **self.cluster.client_config(),
+            "client.id": "headway",
+            **self.subscription.consumer_options(),
+            "group.id": self.subscription.group,
+            "auto.offset.reset": self.subscription.options["auto.offset.reset"],
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "isolation.level": "read_committed",
+            "logger": log,
+        }
+
+    async def _run(self) -> None:
+        consumer = Consumer(self._config())
+        consumer.subscribe(
+            [self.subscription.source.topic], on_assign=self._on_assign, on_revoke=self._on_revoke
+        )
+        last_commit = time.monotonic()
+        try:
+            while not self._stopping and not self._failed:
+                self._apply_flow_control(consumer)
+                messages = await asyncio.to_thread(consumer.consume, POLL_BATCH, POLL_SECONDS)
+                self._apply_rebalances()
+                for message in messages:
+                    self._receive(message)
+                if time.monotonic() - last_commit > MONITOR_COMMIT_SECONDS:
+                    last_commit = time.monotonic()
+                    self._commit_for_monitoring(consumer)
+        except Exception:
+            log.exception("subscription %s: consumer stopped", self.subscription.id)
+            raise
+        finally:
+            await asyncio.to_thread(consumer.close)
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Runs in the poll thread: start every partition right after its applied offset."""
+        for tp in partitions:
+            applied = self.store.get(self._offset_key(tp.partition))
+            if applied is not None:
+                tp.offset = applied + 1
+        consumer.assign(partitions)
+        self._rebalances.append(("assign", [tp.partition for tp in partitions]))
+        log.info(
+            "subscription %s: assigned partitions %s of %s", self.subscription.id,
+            [tp.partition for tp in partitions], self.subscription.source.topic,
+        )  # fmt: skip
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._rebalances.append(("revoke", [tp.partition for tp in partitions]))
+
+    def _apply_rebalances(self) -> None:
+        while self._rebalances:
+            kind, partitions = self._rebalances.pop(0)
+            for partition in partitions:
+                if kind == "assign":
+                    self.flows.setdefault(partition, _Flow())
+                else:
+                    self.flows.pop(partition, None)
+
+    def _apply_flow_control(self, consumer: Consumer) -> None:
+        topic = self.subscription.source.topic
+        for partition, flow in self.flows.items():
+            wants_pause = bool(flow.pending)
+            if wants_pause != flow.paused:
+                tp = [TopicPartition(topic, partition)]
+                consumer.pause(tp) if wants_pause else consumer.resume(tp)
+                flow.paused = wants_pause
+
+    def _commit_for_monitoring(self, consumer: Consumer) -> None:
+        """Tells the group how far each partition is applied (so lag tools work)."""
+        offsets = []
+        for partition in self.flows:
+            applied = self.store.get(self._offset_key(partition))
+            if applied is not None:
+                offsets.append(
+                    TopicPartition(self.subscription.source.topic, partition, applied + 1)
+                )
+        if offsets:
+            try:
+                consumer.commit(offsets=offsets, asynchronous=True)
+            except Exception as e:  # monitoring only: the store holds the truth
+                log.debug("subscription %s: offset commit failed: %s", self.subscription.id, e)
+
+    def _offset_key(self, partition: int) -> bytes:
+        return keys.kafka_offset(self.subscription.group, self.subscription.source.topic, partition)
+
+    # -- records ---------------------------------------------------------------------------
+
+    def _receive(self, message: Message) -> None:
+        error = message.error()
+        if error is not None:
+            if error.code() != KafkaError._PARTITION_EOF:
+                log.warning("subscription %s: %s", self.subscription.id, error)
+            return
+        partition = message.partition()
+        assert partition is not None
+        flow = self.flows.setdefault(partition, _Flow())
+        flow.pending.append(message)
+        self._drain(partition, flow)
+
+    def _drain(self, partition: int, flow: _Flow) -> None:
+        limit = self.subscription.max_in_flight
+        while flow.pending and flow.in_flight < limit and not self._failed:
+            message = flow.pending.popleft()
+            entry = self._entry(message)
+            if entry is None:
+                return
+            flow.in_flight += 1
+            self.ingested += 1
+            self.submit(entry)
+
+    def _entry(self, message: Message) -> Entry | None:
+        """The entry a record becomes: an invocation, or a dead letter if it is unusable."""
+        subscription = self.subscription
+        raw_headers = message.headers() or []
+        pairs = raw_headers.items() if isinstance(raw_headers, dict) else raw_headers
+        headers = {k: v.encode() if isinstance(v, str) else v or b"" for k, v in pairs}
+        raw_key = message.key()
+        value = message.value()
+        source: dict[str, Any] = {
+            "sub": subscription.id, "group": subscription.group,
+            "cluster": subscription.source.cluster, "topic": message.topic(),
+            "partition": message.partition(), "offset": message.offset(),
+            "timestamp": message.timestamp()[1], "key": raw_key, "headers": headers,
+        }  # fmt: skip
+        key: str | None = None
+        try:
+            if self.keyed:
+                if raw_key is None:
+                    raise RecordDecodeError(f"record has no key, and {subscription.sink} is keyed")
+                key = encode_record_key(raw_key)
+            body = self.format.decode(value)
+        except RecordDecodeError as e:
+            return self._dead_letter(source, value, str(e))
+        if subscription.value_format.startswith("avro"):
+            source["value"] = value  # the original, for a dead letter after a terminal failure
+        target = Target(subscription.sink.service, subscription.sink.handler, key)
+        invocation_id = ids.new_invocation_id(ids.partition_key_for(target.service, key))
+        request_headers = {k: v.decode("utf-8", "replace") for k, v in headers.items()}
+        return Invoke(invocation_id, target, body, request_headers, None, 0, None, source)
+
+    def _dead_letter(
+        self, source: dict[str, Any], value: bytes | None, reason: str
+    ) -> Entry | None:
+        topic = self.subscription.dead_letter_topic
+        where = f"{source['topic']}/{source['partition']}@{source['offset']}"
+        if topic is None:
+            message = f"record {where} cannot be invoked: {reason}; no dead.letter.topic is set"
+            log.error("subscription %s stopped: %s", self.subscription.id, message)
+            self._failed = True
+            self.submit(SubscriptionFailed(self.subscription.id, message))
+            return None
+        log.warning("subscription %s: record %s dead-lettered: %s", self.subscription.id, where,
+                    reason)  # fmt: skip
+        headers = dict(source["headers"]) | dead_letter_headers(source, 400, reason)
+        return DeadLetter(source, [topic, source["key"], value, headers])

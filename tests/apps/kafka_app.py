@@ -1,0 +1,55 @@
+"""Handlers the Kafka tests subscribe to topics. Outputs go to `<input topic>-out`, so a test
+that owns a unique input topic owns its output topic too."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from headway import (
+    Context,
+    ObjectContext,
+    ObjectSharedContext,
+    Service,
+    TerminalError,
+    VirtualObject,
+)
+
+counts = VirtualObject("Counts")
+
+
+@counts.handler()
+async def on_record(ctx: ObjectContext, record: dict[str, Any]) -> None:
+    """Counts the records of its key and emits the running count."""
+    if record.get("fail"):
+        raise TerminalError(f"record asked to fail: {record['fail']}", 422)
+    n = (await ctx.get("n") or 0) + 1
+    ctx.set("n", n)
+    topic = ctx.request().kafka["topic"]  # type: ignore[index]
+    ctx.emit(f"{topic}-out", {"key": ctx.key(), "n": n}, key=ctx.key())
+
+
+@counts.handler(kind="shared")
+async def count(ctx: ObjectSharedContext) -> int:
+    return await ctx.get("n") or 0
+
+
+audit = Service("Audit")
+
+
+@audit.handler()
+async def on_event(ctx: Context, event: Any) -> dict[str, Any]:
+    """Echoes what a service sink sees of its record, as an output."""
+    kafka = ctx.request().kafka or {}
+    meta = {
+        "topic": kafka.get("topic"), "partition": kafka.get("partition"),
+        "offset": kafka.get("offset"), "key": (kafka.get("key") or b"").hex(),
+        "headers": sorted(ctx.request().headers), "event": event,
+    }  # fmt: skip
+    ctx.emit(f"{kafka.get('topic')}-out", meta, key=kafka.get("key"))
+    return meta
+
+
+@audit.handler()
+async def raw(ctx: Context, data: bytes) -> None:
+    kafka = ctx.request().kafka or {}
+    ctx.emit(f"{kafka.get('topic')}-out", data, key=kafka.get("key"))
