@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from headway.sdk.journal import Outcome
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class RunAttempt:
-    """Start (or resume) an attempt of this invocation from its journal."""
+    """Start (or resume) an attempt of this invocation from its journal.
+
+    `status` is the invocation's record as the batch committed it, which spares the invoker
+    reading it back from the store.
+    """
 
     invocation_id: str
+    status: dict[str, Any] | None = dataclasses.field(default=None, compare=False, repr=False)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -92,7 +92,7 @@ class Engine:
             if isinstance(action, Notify):
                 self.invoker.notify(action.invocation_id, action.index, action.seq, action.outcome)
             elif isinstance(action, RunAttempt):
-                self.invoker.start(action.invocation_id)
+                self.invoker.start(action.invocation_id, action.status)
             elif isinstance(action, Completed):
                 self.invoker.finished(action.invocation_id)
                 for fut in self.waiters.pop(action.invocation_id, ()):

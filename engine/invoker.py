@@ -12,12 +12,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Generator
+from typing import Any
 
 from headway.sdk.context import Request
 from headway.sdk.definitions import Handler
 from headway.sdk.errors import SuspendedError, TerminalError
-from headway.sdk.journal import Command, Outcome, Target, decode_command
+from headway.sdk.journal import (
+    ClearAllState,
+    ClearState,
+    Command,
+    Emit,
+    GetState,
+    Outcome,
+    SetState,
+    StateKeys,
+    Target,
+    decode_command,
+)
 from headway.sdk.server_context import ServerContext
 from headway.sdk.state_machine import StateMachine
 
@@ -28,6 +40,21 @@ from .registry import Registry
 from .store import Store
 
 log = logging.getLogger("headway.invoker")
+
+# Commands nobody waits on and that act on nothing outside the invocation until it completes:
+# an attempt holds them and journals them with its End (or before its next other command).
+_DEFERRABLE = (GetState, StateKeys, SetState, ClearState, ClearAllState, Emit)
+
+
+class _Durable:
+    """An awaitable that is already done: the write it stands for needs no wait."""
+
+    def __await__(self) -> Generator[None, None, None]:
+        return
+        yield
+
+
+_DURABLE = _Durable()
 
 
 def _now_ms() -> int:
@@ -55,11 +82,13 @@ class Invoker:
         self.started = 0
         self.retries = 0
 
-    def start(self, invocation_id: str) -> None:
+    def start(self, invocation_id: str, status: dict[str, Any] | None = None) -> None:
+        """Runs an attempt from the committed status (read from the store if not given)."""
         old = self.attempts.pop(invocation_id, None)
         if old is not None:
             old.stop()
-        status = self.store.get(keys.invocation(invocation_id))
+        if status is None:
+            status = self.store.get(keys.invocation(invocation_id))
         if status is None or status["st"] != "running":
             return
         target = Target.decode(status["t"])
@@ -108,6 +137,8 @@ class Attempt:
         self.handler = handler
         self.task: asyncio.Task[None] | None = None
         self.last_write: asyncio.Future[None] | None = None
+        self.deferred: list[tuple[int, Command]] = []
+        self.defers = not invoker.always_replay
         self._check: asyncio.TimerHandle | None = None
         self.sm = StateMachine(
             self._load_journal(), self._load_completions(), self,
@@ -177,7 +208,11 @@ class Attempt:
         except Exception as e:
             self._failed(self.sm.failure or e)
             return
-        self.invoker.committer.submit_nowait(End(self.invocation_id, self.attempt, outcome))
+        journal = tuple(command for _, command in self.deferred)
+        self.deferred = []
+        self.invoker.committer.submit_nowait(
+            End(self.invocation_id, self.attempt, outcome, journal)
+        )
 
     async def _replay(self) -> None:
         """Always-replay mode: start over from the journal once every write is durable."""
@@ -204,15 +239,28 @@ class Attempt:
     # -- Transport -------------------------------------------------------------------------
 
     def append(self, index: int, command: Command) -> Awaitable[None]:
+        if self.defers and isinstance(command, _DEFERRABLE):
+            self.deferred.append((index, command))
+            return _DURABLE
+        self._flush()
         self.last_write = self.invoker.committer.submit(
             Append(self.invocation_id, self.attempt, index, command)
         )
         return self.last_write
 
+    def _flush(self) -> None:
+        """Journals the deferred commands ahead of one that others may see or wait on."""
+        for index, command in self.deferred:
+            self.invoker.committer.submit_nowait(
+                Append(self.invocation_id, self.attempt, index, command)
+            )
+        self.deferred = []
+
     def propose_run_outcome(self, index: int, outcome: Outcome) -> None:
         self.invoker.committer.submit_nowait(Complete(self.invocation_id, index, outcome))
 
     def blocked(self) -> None:
+        self._flush()  # what the handler did before it waits is visible while it waits
         if self._check is None:
             loop = asyncio.get_running_loop()
             self._check = loop.call_later(

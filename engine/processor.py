@@ -241,7 +241,7 @@ class _Apply:
         status["wo"] = []
         self.save(invocation_id, status)
         self.view.put(keys.active(invocation_id), b"")
-        self.fx.actions.append(RunAttempt(invocation_id))
+        self.fx.actions.append(RunAttempt(invocation_id, status))
 
     # -- the journal -----------------------------------------------------------------------
 
@@ -267,10 +267,10 @@ class _Apply:
         self.command_effects(inv, status, index, command)
 
     def command_effects(self, inv: str, status: Status, index: int, command: Command) -> None:
-        target = Target.decode(status["t"])
         if isinstance(command, SetState | ClearState | ClearAllState):
-            assert target.key is not None
-            state_key = keys.state(target.service, target.key)
+            service, _, key = status["t"]
+            assert key is not None
+            state_key = keys.state(service, key)
             state: dict[str, bytes] = dict(self.view.get(state_key) or {})
             if isinstance(command, SetState):
                 state[command.name] = command.value
@@ -307,7 +307,7 @@ class _Apply:
         elif isinstance(command, CancelInvocation):
             self.fx.entries.append(Cancel(command.invocation_id))
         elif isinstance(command, GetPromise | PeekPromise | CompletePromise):
-            self.promise(inv, target, index, command)
+            self.promise(inv, Target.decode(status["t"]), index, command)
         elif isinstance(command, Emit):
             status["em"].append(index)
         # Run, Awakeable, GetState, StateKeys: journaled only; completions come later.
@@ -379,10 +379,16 @@ class _Apply:
         self.add_timer(entry.retry_at_ms, ["retry", entry.invocation_id])
 
     def end(self, entry: End) -> None:
-        status = self.status(entry.invocation_id)
+        inv = entry.invocation_id
+        status = self.status(inv)
         if status is None or status["st"] != "running" or status["a"] != entry.attempt:
             return
-        self.finish(entry.invocation_id, status, entry.outcome)
+        for command in entry.journal:  # deferred state reads/writes and emits, never awaited
+            index = status["jl"]
+            self.view.put(keys.journal(inv, index), command.encode())
+            status["jl"] = index + 1
+            self.command_effects(inv, status, index, command)
+        self.finish(inv, status, entry.outcome)
 
     def finish(self, inv: str, status: Status, outcome: Outcome) -> None:
         """Completes an invocation: result stored, lock passed on, callers answered."""

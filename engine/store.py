@@ -84,16 +84,24 @@ class Store:
 
 
 class StoreView:
-    """Decoded records changed by the batch being applied, over the committed store."""
+    """Decoded records changed by the batch being applied, over the committed store.
+
+    A record read from the store is decoded once per batch: later reads return the same
+    object, so a change made to it and then put is what every later reader sees.
+    """
 
     def __init__(self, store: ReadableStore) -> None:
         self.store = store
         self.changes: dict[bytes, Any] = {}
+        self.reads: dict[bytes, Any] = {}
 
     def get(self, key: bytes) -> Any:
         value = self.changes.get(key, _MISSING)
         if value is _MISSING:
-            return self.store.get(key)
+            value = self.reads.get(key, _MISSING)
+            if value is _MISSING:
+                value = self.reads[key] = self.store.get(key)
+            return value
         return None if value is _DELETED else value
 
     def put(self, key: bytes, value: Any) -> None:
@@ -112,6 +120,7 @@ class StoreView:
 
     def clear(self) -> None:
         self.changes.clear()
+        self.reads.clear()
 
     def deleted(self, value: Any) -> bool:
         return value is _DELETED

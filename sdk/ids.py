@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import random
 import re
 import secrets
 import time
@@ -143,12 +144,16 @@ def _split_prefix(text: str, expected: tuple[str, ...]) -> tuple[str, str]:
     return prefix, rest[1:]
 
 
+# Seeded from the OS once: ids must be unique, not secret, and a system call per id is slow.
+_random_bits = random.Random(secrets.randbits(128)).getrandbits
+
+
 def _new_ulid(timestamp_ms: int | None = None) -> bytes:
     """A ULID as 16 big-endian bytes: 48-bit Unix time in ms, then 80 random bits."""
     ms = time.time_ns() // 1_000_000 if timestamp_ms is None else timestamp_ms
     if not 0 <= ms < (1 << 48):
         raise ValueError(f"ULID timestamp out of range: {ms}")
-    value = (ms << 80) | secrets.randbits(80)
+    value = (ms << 80) | _random_bits(80)
     if value == 0:  # Restate never uses a zero uuid
         value = 1
     return value.to_bytes(UUID_BYTES, "big")

@@ -75,10 +75,22 @@ class Command:
 
     def encode(self) -> list[Any]:
         out: list[Any] = [self.TAG]
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            value = getattr(self, f.name)
+        for name, _ in _layout(type(self)):
+            value = getattr(self, name)
             out.append(value.encode() if isinstance(value, (Outcome, Target)) else value)
         return out
+
+
+_LAYOUTS: dict[type[Command], tuple[tuple[str, str], ...]] = {}
+
+
+def _layout(cls: type[Command]) -> tuple[tuple[str, str], ...]:
+    """A command class's field names and declared types, computed once (encoding is hot)."""
+    layout = _LAYOUTS.get(cls)
+    if layout is None:
+        fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+        layout = _LAYOUTS[cls] = tuple((f.name, str(f.type)) for f in fields)
+    return layout
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -224,10 +236,10 @@ def decode_command(raw: list[Any]) -> Command:
     """The command a list from `Command.encode` describes."""
     cls = _BY_TAG[raw[0]]
     values: list[Any] = []
-    for f, value in zip(dataclasses.fields(cls), raw[1:], strict=True):  # type: ignore[arg-type]
-        if f.type == "Outcome":
+    for (_, kind), value in zip(_layout(cls), raw[1:], strict=True):
+        if kind == "Outcome":
             value = Outcome.decode(value)
-        elif f.type == "Target":
+        elif kind == "Target":
             value = Target.decode(value)
         values.append(value)
     return cls(*values)

@@ -143,7 +143,7 @@ class ServerContext(WorkflowContext):
         self.target = target
         self.state = state
         self._now_ms = now_ms
-        self._random = random_module.Random(request.id)
+        self._random: random_module.Random | None = None
 
     def request(self) -> Request:
         return self._request
@@ -370,10 +370,12 @@ class ServerContext(WorkflowContext):
         self.sm.issue_pipelined(Emit(topic, data, raw_key, raw_headers, cluster))
 
     def random(self) -> random_module.Random:
+        if self._random is None:  # seeding hashes the id: only for handlers that use it
+            self._random = random_module.Random(self.request().id)
         return self._random
 
     def uuid(self) -> uuid_module.UUID:
-        return uuid_module.UUID(int=self._random.getrandbits(128), version=4)
+        return uuid_module.UUID(int=self.random().getrandbits(128), version=4)
 
     async def time(self) -> float:
         return float(await self.run("time", time_module.time))
