@@ -53,3 +53,30 @@ async def on_event(ctx: Context, event: Any) -> dict[str, Any]:
 async def raw(ctx: Context, data: bytes) -> None:
     kafka = ctx.request().kafka or {}
     ctx.emit(f"{kafka.get('topic')}-out", data, key=kafka.get("key"))
+
+
+tally = VirtualObject("Tally")
+
+
+@tally.handler("on_record")
+async def tally_record(ctx: ObjectContext, record: dict[str, Any]) -> None:
+    """Like Counts, for a second subscription on the same topic: outputs to `<topic>-tally`."""
+    n = (await ctx.get("n") or 0) + 1
+    ctx.set("n", n)
+    topic = ctx.request().kafka["topic"]  # type: ignore[index]
+    ctx.emit(f"{topic}-tally", {"key": ctx.key(), "n": n}, key=ctx.key())
+
+
+gate = VirtualObject("Gate")
+
+
+@gate.handler("on_record")
+async def gate_record(ctx: ObjectContext, record: dict[str, Any]) -> None:
+    """Records with "wait" block on an awakeable (its id is in state "awakeable") until a test
+    resolves it; every record then emits its key and position."""
+    if record.get("wait"):
+        awakeable_id, promise = ctx.awakeable(type_hint=str)
+        ctx.set("awakeable", awakeable_id)
+        await promise
+    kafka = ctx.request().kafka or {}
+    ctx.emit(f"{kafka['topic']}-out", {"key": ctx.key(), "offset": kafka["offset"]}, key=ctx.key())

@@ -6,12 +6,14 @@ import json
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from confluent_kafka import Consumer, Producer
 from engine_process import EngineProcess
 from http_json import call
+
+T = TypeVar("T")
 
 
 def produce(
@@ -105,3 +107,14 @@ def add_subscription(
     )  # fmt: skip
     assert status == 201, body
     return body  # type: ignore[no-any-return]
+
+
+def wait_until(probe: Callable[[], T | None], timeout: float = 30.0) -> T:
+    """Polls `probe` until it returns something other than None (or falsy), then returns it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"condition not met within {timeout}s"
+        time.sleep(0.2)

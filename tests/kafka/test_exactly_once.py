@@ -11,7 +11,8 @@ import threading
 import time
 from typing import Any
 
-from broker import TopicFactory
+import pytest
+from broker import KafkaBroker, TopicFactory
 from confluent_kafka import Consumer, TopicPartition
 from engine_process import EngineProcess
 from pipeline import add_subscription, check_counts, counter_records, produce, read_committed
@@ -63,3 +64,29 @@ def test_exactly_once_through_three_sigkills(
     outputs = read_committed(kafka_bootstrap, out, RECORDS, timeout=600)
     assert len(outputs) == RECORDS
     check_counts(outputs, {f"k{i}": RECORDS // KEYS for i in range(KEYS)})
+
+
+def test_exactly_once_through_a_broker_outage(
+    kafka_bootstrap: str,
+    kafka_broker: KafkaBroker | None,
+    new_topic: TopicFactory,
+    kafka_engine: Any,
+) -> None:
+    """The broker stops for ~10 s mid-stream (consumers, the outbox shipper and its open
+    transaction all lose it) and comes back: the engine recovers by itself."""
+    if kafka_broker is None:
+        pytest.skip("an external broker (HEADWAY_KAFKA_BOOTSTRAP) cannot be stopped by the test")
+    records, keys = 40_000, 2_000
+    topic = new_topic(4)
+    out = new_topic(4, f"{topic}-out")
+    engine: EngineProcess = kafka_engine()
+    add_subscription(engine, topic, "service://Counts/on_record")
+    produce(kafka_bootstrap, topic, counter_records(records, keys))
+    _wait_for_outputs(kafka_bootstrap, out, records // 4)
+    kafka_broker.stop_process(kill=True)
+    time.sleep(10)
+    kafka_broker.start_process()
+    outputs = read_committed(kafka_bootstrap, out, records, timeout=300)
+    assert len(outputs) == records
+    check_counts(outputs, {f"k{i}": records // keys for i in range(keys)})
+    assert engine.proc is not None and engine.proc.poll() is None  # it never gave up
