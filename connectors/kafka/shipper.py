@@ -97,7 +97,6 @@ class OutboxShipper:
     async def _run(self) -> None:
         backoff = 0.2
         while not self._stopping:
-            producer: Producer | None = None
             try:
                 producer = await asyncio.to_thread(self._connect)
                 self.submit(OutboxShipped(self.outbox, self.shipped_seq))
@@ -110,9 +109,6 @@ class OutboxShipper:
                             self.outbox, self.cluster.name, e, backoff)  # fmt: skip
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
-            finally:
-                if producer is not None:
-                    await asyncio.to_thread(producer.flush, 5)
 
     def _connect(self) -> Producer:
         """A fenced-in producer and the last committed progress (runs in a thread)."""

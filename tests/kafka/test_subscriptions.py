@@ -12,6 +12,7 @@ from typing import Any
 
 import fastavro
 from broker import TopicFactory
+from confluent_kafka import Consumer, TopicPartition
 from engine_process import EngineProcess
 from http_json import call
 from pipeline import (
@@ -34,13 +35,20 @@ def test_records_become_keyed_invocations_and_emits_are_published_once(
     topic = new_topic(4)
     new_topic(4, f"{topic}-out")
     engine = _engine(kafka_engine)
-    add_subscription(engine, topic, "service://Counts/on_record")
+    sub = add_subscription(engine, topic, "service://Counts/on_record")
     produce(kafka_bootstrap, topic, counter_records(2000, 50))
     outputs = read_committed(kafka_bootstrap, f"{topic}-out", 2000)
     check_counts(outputs, {f"k{i}": 40 for i in range(50)})
     # The handlers' state agrees with the outputs.
     status, count = call("POST", f"{engine.ingress}/Counts/k7/count", {})
     assert (status, count) == (200, 40)
+    # The group's committed offsets follow the applied ones, so lag tools see no lag.
+    group = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": sub["group"]})
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(4)]
+        wait_until(lambda: sum(tp.offset for tp in group.committed(partitions, 10)) == 2000)
+    finally:
+        group.close()
 
 
 def test_two_subscriptions_on_one_topic_each_see_every_record_once(

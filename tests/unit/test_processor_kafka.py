@@ -307,6 +307,17 @@ def test_completion_of_a_kafka_invocation_frees_its_slot_once(p: Partition) -> N
     assert p.end(inv(1)) == []  # a repeated End is stale: nothing again
 
 
+def test_purging_a_kafka_invocation_keeps_its_offset(p: Partition) -> None:
+    p.batch(kafka_invoke(1, source(5)))
+    (purge,) = [a for a in p.end(inv(1)) if isinstance(a, ScheduleTimer)]
+    assert p.get(purge.timer_key) == ["purge", inv(1)]
+    p.batch(TimerFired(purge.timer_key))
+    assert not p.exists(inv(1))
+    assert p.offset() == 5
+    assert p.batch(kafka_invoke(1, source(5))) == [done()]
+    assert not p.exists(inv(1))
+
+
 def test_a_plain_invocation_frees_no_kafka_slot(p: Partition) -> None:
     p.batch(Invoke(inv(1), RELAY, b"", {}, None, 0, None, None))
     assert without_timers(p.end(inv(1))) == [Completed(inv(1), OK)]
@@ -366,6 +377,16 @@ def test_emit_cluster_is_its_own_else_the_sources_else_empty(p: Partition) -> No
     assert p.outbox("") == {1: ["d", None, b"4", {}]}
     assert p.outbox("other") == {1: ["a", None, b"1", {}], 2: ["e", None, b"5", {}]}
     assert without_timers(actions) == [OutboxReady(""), OutboxReady("other"), Completed(inv(2), OK)]
+
+
+def test_outbox_ready_actions_come_in_cluster_name_order(p: Partition) -> None:
+    names = [f"c{n}" for n in range(8)]
+    p.batch(kafka_invoke(1, source(1)))
+    journal = tuple(emit("t", name.encode(), cluster=name) for name in reversed(names))
+    actions = p.end(inv(1), OK, journal)
+    assert [a for a in actions if isinstance(a, OutboxReady)] == [OutboxReady(n) for n in names]
+    for name in names:
+        assert p.outbox(name) == {1: ["t", None, name.encode(), {}]}
 
 
 def test_sequence_numbers_continue_across_invocations(p: Partition) -> None:
@@ -523,15 +544,38 @@ def test_dead_letter_uses_the_records_own_subscription(p: Partition) -> None:
     assert [r[0] for r in p.outbox("local").values()] == ["dead-1"]
 
 
+def test_no_dead_letter_once_the_subscription_is_removed(p: Partition) -> None:
+    p.batch(Subscribe(subscription_record()))
+    p.batch(kafka_invoke(1, source(5)))
+    p.batch(Unsubscribe("sub_1"))
+    actions = p.end(inv(1), FAILED)
+    assert p.all_outbox_keys() == []
+    assert without_timers(actions) == [done(), Completed(inv(1), FAILED)]
+
+
 def test_unknown_handler_dead_letters_in_the_invoke_batch(p: Partition) -> None:
     p.batch(Subscribe(subscription_record()))
     src = source(8)
     target = Target("KafkaRelay", "missing")
     actions = p.batch(kafka_invoke(1, src, target, data=b"[]"))
     failure = Outcome.fail(404, f"service or handler not found: {target}")
-    assert p.outbox("local") == {1: expected_letter(src, b"[]", 404, failure.failure.message)}  # type: ignore[union-attr]
+    reason = f"service or handler not found: {target}"
+    assert reason == "service or handler not found: KafkaRelay/missing"
+    assert p.outbox("local") == {1: expected_letter(src, b"[]", 404, reason)}
     assert without_timers(actions) == [OutboxReady("local"), done(), Completed(inv(1), failure)]
     assert p.offset() == 8
+
+
+def test_keyed_sink_with_an_empty_record_key_is_dead_lettered(p: Partition) -> None:
+    """An empty record key encodes to "" (record_keys), which a keyed target refuses."""
+    p.batch(Subscribe(subscription_record()))
+    src = source(2, key=b"")
+    actions = p.batch(kafka_invoke(1, src, Target("KafkaCounts", "on_record", "")))
+    reason = "KafkaCounts is keyed: the key must not be empty"
+    assert p.outbox("local") == {1: expected_letter(src, b'{"v": 1}', 400, reason)}
+    assert without_timers(actions) == [
+        OutboxReady("local"), done(), Completed(inv(1), Outcome.fail(400, reason))
+    ]  # fmt: skip
 
 
 def test_killed_kafka_invocation_is_dead_lettered(p: Partition) -> None:
@@ -582,7 +626,7 @@ def test_dead_letter_entry_is_accepted_once_per_offset(p: Partition) -> None:
 
 
 def test_dead_letter_and_invoke_share_the_offset(p: Partition) -> None:
-    record = ["dead", None, None, {}]
+    record: list[Any] = ["dead", None, None, {}]
     p.batch(DeadLetter(source(5), record))
     assert p.batch(kafka_invoke(1, source(5))) == [done()]
     assert not p.exists(inv(1))
