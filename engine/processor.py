@@ -178,6 +178,8 @@ class _Apply:
         existing = self.status(entry.invocation_id)
         if existing is not None:
             self.attach(entry, existing)
+            if source is not None and offsets.is_kafka(source):
+                self.record_done(source)  # its record joined an invocation that exists
             return
         target = entry.target
         found = self.registry.lookup(target.service, target.handler)

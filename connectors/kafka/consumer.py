@@ -105,6 +105,20 @@ class SubscriptionConsumer:
         }
 
     async def _run(self) -> None:
+        """Consumes until stopped; a consumer that fails is rebuilt after a pause (the applied
+        offsets say where to resume, so nothing is lost or repeated)."""
+        backoff = 0.5
+        while not self._stopping and not self._failed:
+            try:
+                await self._consume()
+            except Exception:
+                log.exception("subscription %s: consumer failed; restarting in %.1fs",
+                              self.subscription.id, backoff)  # fmt: skip
+                self.flows.clear()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    async def _consume(self) -> None:
         consumer = Consumer(self._config())
         consumer.subscribe(
             [self.subscription.source.topic], on_assign=self._on_assign, on_revoke=self._on_revoke
@@ -120,9 +134,6 @@ class SubscriptionConsumer:
                 if time.monotonic() - last_commit > MONITOR_COMMIT_SECONDS:
                     last_commit = time.monotonic()
                     self._commit_for_monitoring(consumer)
-        except Exception:
-            log.exception("subscription %s: consumer stopped", self.subscription.id)
-            raise
         finally:
             await asyncio.to_thread(consumer.close)
 
@@ -226,7 +237,9 @@ class SubscriptionConsumer:
             body = self.format.decode(value)
         except RecordDecodeError as e:
             return self._dead_letter(source, value, str(e))
-        if subscription.value_format.startswith("avro"):
+        except Exception as e:  # a decoder bug must not stop the partition either
+            return self._dead_letter(source, value, f"cannot decode: {type(e).__name__}: {e}")
+        if value is None or subscription.value_format.startswith("avro"):
             source["value"] = value  # the original, for a dead letter after a terminal failure
         target = Target(subscription.sink.service, subscription.sink.handler, key)
         invocation_id = ids.new_invocation_id(ids.partition_key_for(target.service, key))

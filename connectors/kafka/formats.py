@@ -124,13 +124,15 @@ class AvroConfluentFormat:
             url = f"{self.registry_url}/schemas/ids/{schema_id}"
             try:
                 with urllib.request.urlopen(url, timeout=10) as response:
-                    text = json.loads(response.read())["schema"]
-                schema = fastavro.parse_schema(json.loads(text))
+                    answer = json.loads(response.read())
+                if not isinstance(answer, dict) or not isinstance(answer.get("schema"), str):
+                    raise ValueError(f'expected {{"schema": "..."}}, got {answer!r:.200}')
+                schema = fastavro.parse_schema(json.loads(answer["schema"]))
             except urllib.error.HTTPError as e:
                 raise RecordDecodeError(
                     f"schema id {schema_id}: the registry said {e.code}"
                 ) from None
-            except (OSError, ValueError, KeyError) as e:
+            except Exception as e:  # unreachable, not a registry, not a schema: all the same here
                 raise RecordDecodeError(
                     f"schema id {schema_id}: cannot fetch from {url}: {e}"
                 ) from None

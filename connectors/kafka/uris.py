@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 # Kafka's own rule for topic names.
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+_DROPPED_BY_URLSPLIT = re.compile(r"[\t\r\n]|^[\x00-\x20]")
 
 
 class SubscriptionError(ValueError):
@@ -39,8 +40,15 @@ class ServiceSink:
 def _split(text: str, scheme: str, shape: str) -> tuple[str, str]:
     if not isinstance(text, str) or not text:
         raise SubscriptionError(f"expected a {shape} URI, got {text!r}")
-    parts = urlsplit(text)
-    if parts.scheme != scheme or parts.query or parts.fragment:
+    # urlsplit silently drops tabs and newlines and strips leading blanks: refuse them instead
+    # of turning a mistyped URI into another, valid one.
+    if _DROPPED_BY_URLSPLIT.search(text) or "?" in text or "#" in text:
+        raise SubscriptionError(f"{text!r} is not a {shape} URI")
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        raise SubscriptionError(f"{text!r} is not a {shape} URI") from None
+    if parts.scheme != scheme:
         raise SubscriptionError(f"{text!r} is not a {shape} URI")
     name, rest = parts.netloc, parts.path.removeprefix("/")
     if not name or not rest or "/" in rest:
@@ -50,7 +58,7 @@ def _split(text: str, scheme: str, shape: str) -> tuple[str, str]:
 
 def parse_source(text: str) -> KafkaSource:
     cluster, topic = _split(text, "kafka", "kafka://CLUSTER/TOPIC")
-    if not _TOPIC.match(topic):
+    if not _TOPIC.match(topic) or topic in (".", ".."):
         raise SubscriptionError(f"{topic!r} is not a valid Kafka topic name")
     return KafkaSource(cluster, topic)
 
