@@ -3,6 +3,7 @@ that owns a unique input topic owns its output topic too."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from headway import (
@@ -39,6 +40,8 @@ audit = Service("Audit")
 @audit.handler()
 async def on_event(ctx: Context, event: Any) -> dict[str, Any]:
     """Echoes what a service sink sees of its record, as an output."""
+    if isinstance(event, dict) and event.get("sleep_ms"):
+        await asyncio.sleep(event["sleep_ms"] / 1000)  # outside the journal: only slows it
     kafka = ctx.request().kafka or {}
     meta = {
         "topic": kafka.get("topic"), "partition": kafka.get("partition"),

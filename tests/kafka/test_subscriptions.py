@@ -217,6 +217,20 @@ def test_a_service_sink_sees_record_metadata_and_binary_keys_route_to_distinct_o
     ]  # fmt: skip
 
 
+def test_an_ordered_service_sink_runs_one_record_per_partition_at_a_time(
+    kafka_bootstrap: str, new_topic: TopicFactory, kafka_engine: Any
+) -> None:
+    topic = new_topic(1)
+    new_topic(1, f"{topic}-out")
+    engine = _engine(kafka_engine)
+    add_subscription(engine, topic, "service://Audit/on_event", ordered="true")
+    # Earlier records sleep longer: run concurrently, they would finish in reverse.
+    events = [(None, json.dumps({"sleep_ms": 200 - 20 * i}).encode()) for i in range(8)]
+    produce(kafka_bootstrap, topic, events)
+    outputs = read_committed(kafka_bootstrap, f"{topic}-out", 8)
+    assert [json.loads(m.value())["offset"] for m in outputs] == list(range(8))
+
+
 def test_a_blocked_key_does_not_stall_others_and_in_flight_records_are_bounded(
     kafka_bootstrap: str, new_topic: TopicFactory, kafka_engine: Any
 ) -> None:
