@@ -4,7 +4,10 @@ that owns a unique input topic owns its output topic too."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
+
+import pydantic
 
 from headway import (
     Context,
@@ -83,3 +86,28 @@ async def gate_record(ctx: ObjectContext, record: dict[str, Any]) -> None:
         await promise
     kafka = ctx.request().kafka or {}
     ctx.emit(f"{kafka['topic']}-out", {"key": ctx.key(), "offset": kafka["offset"]}, key=ctx.key())
+
+
+@dataclasses.dataclass
+class Click:
+    user: str
+    page: str
+
+
+class Purchase(pydantic.BaseModel):
+    user: str
+    cents: int
+
+
+@audit.handler()
+async def on_click(ctx: Context, click: Click) -> None:
+    """A dataclass input: the record's JSON is decoded into it."""
+    topic = (ctx.request().kafka or {})["topic"]
+    ctx.emit(f"{topic}-out", {"type": type(click).__name__, "user": click.user})
+
+
+@audit.handler()
+async def on_purchase(ctx: Context, purchase: Purchase) -> None:
+    """A pydantic input: a record that does not validate fails terminally (dead letter)."""
+    topic = (ctx.request().kafka or {})["topic"]
+    ctx.emit(f"{topic}-out", {"type": type(purchase).__name__, "cents": purchase.cents})

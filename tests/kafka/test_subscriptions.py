@@ -231,6 +231,31 @@ def test_an_ordered_service_sink_runs_one_record_per_partition_at_a_time(
     assert [json.loads(m.value())["offset"] for m in outputs] == list(range(8))
 
 
+def test_records_are_decoded_into_the_handlers_dataclass_or_pydantic_input(
+    kafka_bootstrap: str, new_topic: TopicFactory, kafka_engine: Any
+) -> None:
+    clicks, purchases = new_topic(1), new_topic(1)
+    for topic in (clicks, purchases):
+        new_topic(1, f"{topic}-out")
+    dlq = new_topic(1)
+    engine = _engine(kafka_engine)
+    add_subscription(engine, clicks, "service://Audit/on_click")
+    add_subscription(engine, purchases, "service://Audit/on_purchase", **{"dead.letter.topic": dlq})
+    produce(kafka_bootstrap, clicks, [(None, b'{"user": "ada", "page": "/"}')])
+    produce(kafka_bootstrap, purchases, [(None, b'{"user": "ada", "cents": "lots"}'),
+                                         (None, b'{"user": "bob", "cents": 250}')])  # fmt: skip
+    [click] = read_committed(kafka_bootstrap, f"{clicks}-out", 1)
+    assert json.loads(click.value()) == {"type": "Click", "user": "ada"}
+    [purchase] = read_committed(kafka_bootstrap, f"{purchases}-out", 1)
+    assert json.loads(purchase.value()) == {"type": "Purchase", "cents": 250}
+    [letter] = read_committed(kafka_bootstrap, dlq, 1)
+    headers = _headers(letter)
+    assert headers["headway.error.code"] == "400"
+    assert headers["headway.error.reason"].startswith(
+        "cannot decode the input of Audit/on_purchase"
+    )
+
+
 def test_a_blocked_key_does_not_stall_others_and_in_flight_records_are_bounded(
     kafka_bootstrap: str, new_topic: TopicFactory, kafka_engine: Any
 ) -> None:
