@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from dict_store import DictStore
 from headway.engine import keys
 from headway.engine.actions import (
     AbortAttempt,
@@ -36,7 +37,7 @@ from headway.engine.entries import (
 )
 from headway.engine.processor import Effects, Processor
 from headway.engine.registry import Registry
-from headway.engine.store import StoreView, pack, unpack
+from headway.engine.store import StoreView
 from headway.sdk import (
     Context,
     HandlerOptions,
@@ -133,27 +134,6 @@ def inv(n: int) -> str:
 
 
 # -- the harness ---------------------------------------------------------------------------
-
-
-class DictStore:
-    """The committed store: msgpack bytes by key, so every read decodes a fresh record."""
-
-    def __init__(self) -> None:
-        self.data: dict[bytes, bytes] = {}
-
-    def get(self, key: bytes) -> Any:
-        raw = self.data.get(key)
-        return None if raw is None else unpack(raw)
-
-    def commit(self, view: StoreView) -> None:
-        for key, value in view.changes.items():
-            if view.deleted(value):
-                self.data.pop(key, None)
-            else:
-                self.data[key] = pack(value)
-
-    def keys(self, prefix: bytes) -> list[bytes]:
-        return sorted(k for k in self.data if k.startswith(prefix))
 
 
 class Partition:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from dict_store import DictStore
 from headway.connectors.kafka.subscription import Subscription
 from headway.connectors.kafka.uris import KafkaSource, ServiceSink
 from headway.engine import keys
@@ -85,27 +86,6 @@ def inv(n: int) -> str:
 
 
 # -- the harness ---------------------------------------------------------------------------
-
-
-class DictStore:
-    """The committed store: msgpack bytes by key, so every read decodes a fresh record."""
-
-    def __init__(self) -> None:
-        self.data: dict[bytes, bytes] = {}
-
-    def get(self, key: bytes) -> Any:
-        raw = self.data.get(key)
-        return None if raw is None else unpack(raw)
-
-    def commit(self, view: StoreView) -> None:
-        for key, value in view.changes.items():
-            if view.deleted(value):
-                self.data.pop(key, None)
-            else:
-                self.data[key] = pack(value)
-
-    def keys(self, prefix: bytes) -> list[bytes]:
-        return sorted(k for k in self.data if k.startswith(prefix))
 
 
 class Partition:
