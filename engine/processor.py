@@ -390,10 +390,14 @@ class _Apply:
             self.view.put(keys.journal(inv, index), command.encode())
             status["jl"] = index + 1
             self.command_effects(inv, status, index, command)
-        self.finish(inv, status, entry.outcome)
+        emits = {status["jl"] - len(entry.journal) + i: c for i, c in enumerate(entry.journal)}
+        self.finish(inv, status, entry.outcome, emits)
 
-    def finish(self, inv: str, status: Status, outcome: Outcome) -> None:
-        """Completes an invocation: result stored, lock passed on, callers answered."""
+    def finish(
+        self, inv: str, status: Status, outcome: Outcome, known: dict[int, Command] | None = None
+    ) -> None:
+        """Completes an invocation: result stored, lock passed on, callers answered. `known`
+        holds journal commands the caller has decoded already, by index."""
         status["st"] = "completed"
         status["o"] = outcome.encode()
         status["p"] = []
@@ -409,10 +413,12 @@ class _Apply:
         status["w"] = []
         retention = self.registry.retention(target.service, target.handler)
         self.add_timer(self.now + int(retention.total_seconds() * 1000), ["purge", inv])
-        self.publish(inv, status, outcome)
+        self.publish(inv, status, outcome, known or {})
         self.fx.actions.append(Completed(inv, outcome))
 
-    def publish(self, inv: str, status: Status, outcome: Outcome) -> None:
+    def publish(
+        self, inv: str, status: Status, outcome: Outcome, known: dict[int, Command]
+    ) -> None:
         """Moves a successful invocation's emits to the outbox, all of them in this batch; sends
         a failed Kafka-triggered invocation's record to its dead-letter topic if it has one."""
         source: dict[str, Any] | None = status["src"]
@@ -421,7 +427,7 @@ class _Apply:
         clusters: set[str] = set()
         if outcome.failure is None:
             for index in status["em"]:
-                emit = decode_command(self.view.get(keys.journal(inv, index)))
+                emit = known.get(index) or decode_command(self.view.get(keys.journal(inv, index)))
                 assert isinstance(emit, Emit)
                 cluster = emit.cluster or default_cluster
                 outbox.put(self.view, cluster, [emit.topic, emit.key, emit.value, emit.headers])
