@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 from headway.sdk.journal import Outcome, Target, decode_command, describe
 
-from . import keys
+from . import admin_observe, keys
 from .engine import Engine
 from .entries import Cancel, Kill, ReplaceState
 from .http_errors import error, json_errors
@@ -70,6 +70,7 @@ class Admin:
         r.add_patch("/invocations/{id}/{op}", self.invocation_op)
         r.add_get("/services/{service}/state/{key}", self.get_state)
         r.add_put("/services/{service}/state/{key}", self.put_state)
+        admin_observe.add_routes(self.app, engine)
 
     @property
     def store(self) -> Any:

@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from . import cli_observe
 from .app_loader import AppLoadError, load_services
 from .config import SETTINGS, ConfigError, load_config
 from .store import StoreLockedError
@@ -152,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     for p in (inv, services, state):
         for child in p._subparsers._group_actions[0].choices.values():  # type: ignore[union-attr]
             child.add_argument("--json", action="store_true", help="print JSON")
+    cli_observe.register(sub)
     return parser
 
 
@@ -168,6 +170,8 @@ def main(argv: list[str] | None = None) -> None:
             _services(args)
         elif args.command == "state":
             _state(args)
+        else:
+            args.run(args)
     except (CliError, AppLoadError, ConfigError) as e:
         print(f"headway: error: {e}", file=sys.stderr)
         sys.exit(1)
