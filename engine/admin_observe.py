@@ -1,10 +1,11 @@
-"""The admin API's observability endpoints: SQL queries (`POST /query`)."""
+"""The admin API's observability endpoints: SQL (`POST /query`), Prometheus (`GET /metrics`)."""
 
 from __future__ import annotations
 
 import asyncio
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .engine import Engine
 from .http_errors import error
@@ -42,7 +43,16 @@ class ObserveRoutes:
         content_type = ARROW_STREAM if arrow else "application/json"
         return web.Response(body=payload, content_type=content_type)
 
+    async def metrics(self, request: web.Request) -> web.Response:
+        observability = self.engine.observability
+        await observability.ready()
+        return web.Response(
+            body=generate_latest(observability.metrics.registry),
+            headers={"content-type": CONTENT_TYPE_LATEST},
+        )
+
 
 def add_routes(app: web.Application, engine: Engine) -> None:
     routes = ObserveRoutes(engine)
     app.router.add_post("/query", routes.query)
+    app.router.add_get("/metrics", routes.metrics)

@@ -38,6 +38,8 @@ SETTINGS: list[Setting] = [
             "test mode: suspend and replay every invocation after each step"),
     Setting("max_batch", int, 4096, "HEADWAY_MAX_BATCH",
             "most log entries in one group commit"),
+    Setting("otlp_endpoint", str, "", "HEADWAY_OTLP_ENDPOINT",
+            "OpenTelemetry collector to send traces to (OTLP/HTTP base URL); empty: no tracing"),
 ]  # fmt: skip
 
 
@@ -52,6 +54,7 @@ class Config:
     suspend_after: float = 1.0
     always_replay: bool = False
     max_batch: int = 4096
+    otlp_endpoint: str = ""
 
 
 class ConfigError(ValueError):

@@ -16,6 +16,7 @@ from .committer import Committer
 from .config import Config
 from .entries import Entry
 from .invoker import Invoker
+from .observability import Observability
 from .processor import Processor
 from .registry import Registry
 from .store import Store
@@ -33,6 +34,7 @@ class Engine:
         self.ready = False
         self.waiters: dict[str, list[asyncio.Future[Outcome]]] = {}
         self.store: Store | None = None
+        self.observability = Observability(config)
         self._stop_callbacks: list[Callable[[], object]] = []
 
     async def start(self, progress: Callable[[str], None] | None = None) -> None:
@@ -47,6 +49,7 @@ class Engine:
             store, self.committer, self.registry,
             suspend_after=self.config.suspend_after, always_replay=self.config.always_replay,
         )  # fmt: skip
+        self.observability.attach(self.committer, self.invoker, store)
         self.committer.start()
         self.timers.start()
         resumed = 0
@@ -66,6 +69,7 @@ class Engine:
         self.invoker.stop_all()
         await self.timers.stop()
         await self.committer.stop()
+        await self.observability.stop()
         self.store.close()
         self.store = None
 

@@ -6,8 +6,11 @@ from datetime import timedelta
 
 from headway import (
     Context,
+    HandlerOptions,
     ObjectContext,
+    RetryPolicy,
     Service,
+    TerminalError,
     VirtualObject,
     Workflow,
     WorkflowContext,
@@ -22,6 +25,12 @@ async def add(ctx: ObjectContext, delta: int) -> int:
     total: int = (await ctx.get("total") or 0) + delta
     ctx.set("total", total)
     return total
+
+
+@counter.handler()
+async def hold(ctx: ObjectContext, seconds: float) -> None:
+    """Keeps the key's lock while it sleeps: later calls on the key queue in its inbox."""
+    await ctx.sleep(timedelta(seconds=seconds))
 
 
 back = Service("Back")
@@ -64,3 +73,23 @@ async def run(ctx: WorkflowContext, item: str) -> str:
 @approval.handler()
 async def decide(ctx: WorkflowSharedContext, decision: str) -> None:
     await ctx.promise("decision").resolve(decision)
+
+
+flaky = Service("Flaky")
+
+
+@flaky.handler(
+    options=HandlerOptions(
+        retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=50), factor=1.0)
+    )
+)
+async def succeed_on(ctx: Context, attempt: int) -> int:
+    """Fails with a retryable error until attempt number `attempt`."""
+    if ctx.request().attempt < attempt:
+        raise RuntimeError(f"attempt {ctx.request().attempt} fails")
+    return ctx.request().attempt
+
+
+@flaky.handler()
+async def refuse(ctx: Context, reason: str) -> None:
+    raise TerminalError(reason, 422)
