@@ -98,6 +98,7 @@ def test_invocations_journal_and_state_rows(engine: EngineProcess) -> None:
     ]  # fmt: skip
     assert '"target": "Back/double"' in journal[4]["entry_json"]
     assert '"result": {"value": "40"}' in journal[4]["entry_json"]
+    assert '"headers": {}' in journal[4]["entry_json"]  # no trace context unless tracing
     (sleep,) = query(engine, f"select entry_type, completed from sys_journal where id='{napping}'")
     assert sleep == {"entry_type": "Sleep", "completed": False}
 
