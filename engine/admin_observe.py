@@ -45,6 +45,8 @@ class ObserveRoutes:
 
     async def metrics(self, request: web.Request) -> web.Response:
         observability = self.engine.observability
+        if observability.metrics is None:
+            return error(404, "metrics are off (HEADWAY_METRICS=0)")
         await observability.ready()
         return web.Response(
             body=generate_latest(observability.metrics.registry),

@@ -131,8 +131,8 @@ class Committer:
     async def _commit(self, taken: list[tuple[Entry, asyncio.Future[None] | None]]) -> Effects:
         """Applies and durably writes one batch; returns its effects (actions not yet run)."""
         now_ms = int(time.time() * 1000)
-        reads = FirstReads(self.store)
-        view = StoreView(reads)
+        reads = FirstReads(self.store) if self.on_commit is not None else None
+        view = StoreView(reads or self.store)
         effects = Effects()
         batch = WriteBatch(raw_mode=True)
         first_lsn = self.lsn + 1
@@ -150,7 +150,7 @@ class Committer:
         self.fsync_seconds += fsync_seconds
         self.batches += 1
         self.entries += self.lsn - first_lsn + 1
-        if self.on_commit is not None:
+        if self.on_commit is not None and reads is not None:
             record = CommittedBatch(
                 self.lsn - first_lsn + 1, fsync_seconds, now_ms, reads.before, view
             )

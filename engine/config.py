@@ -38,8 +38,12 @@ SETTINGS: list[Setting] = [
             "test mode: suspend and replay every invocation after each step"),
     Setting("max_batch", int, 4096, "HEADWAY_MAX_BATCH",
             "most log entries in one group commit"),
+    Setting("metrics", bool, True, "HEADWAY_METRICS",
+            "count Prometheus metrics for GET /metrics (off: no per-batch counting at all)"),
     Setting("otlp_endpoint", str, "", "HEADWAY_OTLP_ENDPOINT",
             "OpenTelemetry collector to send traces to (OTLP/HTTP base URL); empty: no tracing"),
+    Setting("trace_sample_ratio", float, 1.0, "HEADWAY_TRACE_SAMPLE_RATIO",
+            "share of new traces recorded, 0 to 1 (a caller's traceparent decides for its own)"),
 ]  # fmt: skip
 
 
@@ -54,7 +58,9 @@ class Config:
     suspend_after: float = 1.0
     always_replay: bool = False
     max_batch: int = 4096
+    metrics: bool = True
     otlp_endpoint: str = ""
+    trace_sample_ratio: float = 1.0
 
 
 class ConfigError(ValueError):

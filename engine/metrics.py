@@ -13,7 +13,6 @@ from collections import Counter as Tally
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from headway.sdk.journal import Outcome
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -31,41 +30,38 @@ _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 _FSYNC_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
 
 
-def _live(key: bytes, value: Any) -> Iterator[tuple[str, str]]:
-    """What one record adds to the live-work gauges: (gauge, label) pairs, one per unit."""
-    if key.startswith(keys.INVOCATION):
-        yield "invocations", value["st"]
-    elif key.startswith(keys.TIMER):
-        yield "timers", ""
-    elif key.startswith(keys.OBJECT_LOCK):
-        for _ in value[1]:
-            yield "inbox", ""
-
-
-_LIVE_PREFIXES = (keys.INVOCATION, keys.TIMER, keys.OBJECT_LOCK)
-
-
 class _LiveGauges(Collector):
-    """Gauges read from the live-work tally at scrape time."""
+    """Gauges read at scrape time from the counts `EngineMetrics` keeps."""
 
-    def __init__(self, tally: Tally[tuple[str, str]]) -> None:
-        self.tally = tally
+    def __init__(self, metrics: EngineMetrics) -> None:
+        self.metrics = metrics
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        m = self.metrics
         by_status = GaugeMetricFamily(
             "headway_invocations", "invocations in the store by status", labels=["status"]
         )
-        for (gauge, status), count in sorted(self.tally.items()):
-            if gauge == "invocations":
-                by_status.add_metric([status], count)
+        for status, count in sorted(m.by_status.items()):
+            by_status.add_metric([status], count)
         yield by_status
         yield GaugeMetricFamily(
-            "headway_inbox_depth",
-            "invocations queued behind their key's lock",
-            value=self.tally[("inbox", "")],
+            "headway_inbox_depth", "invocations queued behind their key's lock", m.inbox
         )
-        timers = self.tally[("timers", "")]
-        yield GaugeMetricFamily("headway_timers_pending", "durable timers not yet fired", timers)
+        yield GaugeMetricFamily("headway_timers_pending", "durable timers not yet fired", m.timers)
+
+
+class _PerHandler:
+    """The labelled children of one service/handler, looked up once (`labels()` is slow)."""
+
+    __slots__ = ("attempt", "completed", "duration", "failed", "retries", "started")
+
+    def __init__(self, metrics: EngineMetrics, service: str, handler: str) -> None:
+        self.started = metrics.started.labels(service, handler)
+        self.completed = metrics.completed.labels(service, handler)
+        self.failed = metrics.failed.labels(service, handler)
+        self.retries = metrics.retries.labels(service, handler)
+        self.duration = metrics.invocation_seconds.labels(service, handler)
+        self.attempt = metrics.attempt_seconds.labels(service, handler)
 
 
 class EngineMetrics:
@@ -109,61 +105,87 @@ class EngineMetrics:
             "headway_group_commit_fsync_seconds", "time of the synced write of one group commit",
             buckets=_FSYNC_BUCKETS, registry=r,
         )  # fmt: skip
-        self.live: Tally[tuple[str, str]] = Tally()
-        r.register(_LiveGauges(self.live))
+        self.by_status: Tally[str] = Tally()
+        self.inbox = 0
+        self.timers = 0
+        self._handlers: dict[tuple[str, str], _PerHandler] = {}
+        r.register(_LiveGauges(self))
 
-    def store_counter(self, db: Rdict) -> Callable[[], Tally[tuple[str, str]]]:
-        """A blocking count of the live work in the store as it is now (the iterator pins it)."""
+    def handler(self, service: str, handler: str) -> _PerHandler:
+        found = self._handlers.get((service, handler))
+        if found is None:
+            found = self._handlers[(service, handler)] = _PerHandler(self, service, handler)
+        return found
+
+    def store_counter(self, db: Rdict) -> Callable[[], Tally[str]]:
+        """A blocking count of the live work in the store as it is now (the iterator pins it).
+
+        Returns counts by invocation status, plus `"/inbox"` and `"/timers"`.
+        """
         it = db.iter()
 
-        def count() -> Tally[tuple[str, str]]:
-            tally: Tally[tuple[str, str]] = Tally()
-            for prefix in _LIVE_PREFIXES:
+        def count() -> Tally[str]:
+            tally: Tally[str] = Tally()
+            for prefix in (keys.INVOCATION, keys.TIMER, keys.OBJECT_LOCK):
                 it.seek(prefix)
                 while it.valid():
                     key = it.key()
                     if not key.startswith(prefix):
                         break
-                    value = None if prefix == keys.TIMER else unpack(it.value())
-                    tally.update(_live(key, value))
+                    if prefix == keys.TIMER:
+                        tally["/timers"] += 1
+                    elif prefix == keys.OBJECT_LOCK:
+                        tally["/inbox"] += len(unpack(it.value())[1])
+                    else:
+                        tally[unpack(it.value())["st"]] += 1
                     it.next()
             return tally
 
         return count
 
-    def add_base(self, base: Tally[tuple[str, str]]) -> None:
+    def add_base(self, base: Tally[str]) -> None:
         """Adds the count taken at start to the changes counted since."""
-        self.live.update(base)
+        self.timers += base.pop("/timers", 0)
+        self.inbox += base.pop("/inbox", 0)
+        self.by_status.update(base)
 
     def batch_committed(self, batch: CommittedBatch) -> None:
+        """Counts what one batch changed: one pass over its changed keys, no store reads."""
         self.batch_entries.observe(batch.entries)
         self.fsync_seconds.observe(batch.fsync_seconds)
-        live = self.live
-        for key in batch.changed:
-            if not key.startswith(_LIVE_PREFIXES):
-                continue
-            old, new = batch.old(key), batch.new(key)
-            if old is not None:
-                live.subtract(_live(key, old))
-            if new is not None:
-                live.update(_live(key, new))
-            if new is not None and key.startswith(keys.INVOCATION):
-                self._transition(old, new)
+        before = batch.before
+        deleted = batch.view.deleted
+        by_status = self.by_status
+        for key, value in batch.changed.items():
+            if key.startswith(keys.INVOCATION):
+                raw = before.get(key)
+                old = None if raw is None else unpack(raw)
+                if old is not None:
+                    by_status[old["st"]] -= 1
+                if not deleted(value):
+                    by_status[value["st"]] += 1
+                    self._transition(old, value)
+            elif key.startswith(keys.TIMER):
+                # A timer key is new (a fresh sequence number) or read before it is deleted.
+                self.timers += 0 if deleted(value) else 1
+                self.timers -= 0 if before.get(key) is None else 1
+            elif key.startswith(keys.OBJECT_LOCK):
+                raw = before.get(key)
+                self.inbox -= 0 if raw is None else len(unpack(raw)[1])
+                self.inbox += 0 if deleted(value) else len(value[1])
 
     def _transition(self, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
-        service, handler = new["t"][0], new["t"][1]
+        counters = self.handler(new["t"][0], new["t"][1])
         if new["a"] >= 1 and (old is None or old["a"] == 0):
-            self.started.labels(service, handler).inc()
+            counters.started.inc()
         retried = new["rc"] - (old["rc"] if old is not None else 0)
         if retried > 0:
-            self.retries.labels(service, handler).inc(retried)
+            counters.retries.inc(retried)
         if new["st"] == "completed" and (old is None or old["st"] != "completed"):
-            outcome = Outcome.decode(new["o"])
-            done = self.failed if outcome.failure is not None else self.completed
-            done.labels(service, handler).inc()
-            seconds = (new["ma"] - new["ca"]) / 1000
-            self.invocation_seconds.labels(service, handler).observe(seconds)
+            failed = new["o"][0] == 1  # an encoded Outcome: [1, code, message] is a failure
+            (counters.failed if failed else counters.completed).inc()
+            counters.duration.observe((new["ma"] - new["ca"]) / 1000)
 
     def attempt_ended(self, service: str, handler: str, started: float) -> None:
         """Records one attempt's run time (`started` from `time.perf_counter()`)."""
-        self.attempt_seconds.labels(service, handler).observe(time.perf_counter() - started)
+        self.handler(service, handler).attempt.observe(time.perf_counter() - started)

@@ -23,6 +23,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -54,18 +55,24 @@ class _InvocationIds(IdGenerator):
         return forced[0] if forced else self._random.generate_trace_id()
 
 
-def new_provider(service_name: str = "headway") -> TracerProvider:
-    """A tracer provider that gives invocation spans their derived ids; add span processors."""
+def new_provider(sample_ratio: float = 1.0) -> TracerProvider:
+    """A tracer provider that gives invocation spans their derived ids; add span processors.
+
+    New traces are kept with probability `sample_ratio` (decided on the trace id, so every
+    span of a trace agrees); a trace begun elsewhere keeps its own decision.
+    """
     return TracerProvider(
-        resource=Resource.create({"service.name": service_name}), id_generator=_InvocationIds()
+        resource=Resource.create({"service.name": "headway"}),
+        id_generator=_InvocationIds(),
+        sampler=ParentBased(TraceIdRatioBased(sample_ratio)),
     )
 
 
-def otlp_provider(endpoint: str) -> TracerProvider:
+def otlp_provider(endpoint: str, sample_ratio: float = 1.0) -> TracerProvider:
     """A provider exporting over OTLP/HTTP to `endpoint` (a collector's base URL), in batches."""
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    provider = new_provider()
+    provider = new_provider(sample_ratio)
     exporter = OTLPSpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces")
     provider.add_span_processor(BatchSpanProcessor(exporter))
     return provider
@@ -73,28 +80,6 @@ def otlp_provider(endpoint: str) -> TracerProvider:
 
 def _parent(headers: Mapping[str, str]) -> Context:
     return _W3C.extract({TRACEPARENT: headers[TRACEPARENT]} if TRACEPARENT in headers else {})
-
-
-def invocation_span_context(invocation_id: str, headers: Mapping[str, str]) -> SpanContext:
-    """The ids of an invocation's span: its parent's trace (or its own), its derived span id."""
-    parent = trace.get_current_span(_parent(headers)).get_span_context()
-    if parent.is_valid:
-        trace_id, flags = parent.trace_id, parent.trace_flags
-    else:
-        trace_id, flags = _hash_id(invocation_id, 16), TraceFlags(TraceFlags.SAMPLED)
-    return SpanContext(trace_id, _hash_id(invocation_id, 8), is_remote=True, trace_flags=flags)
-
-
-def traceparent(invocation_id: str, headers: Mapping[str, str]) -> str:
-    """The W3C `traceparent` of an invocation's span (`headers`: its stored headers).
-
-    The hook for carriers other than HTTP: a Kafka record an invocation emits carries this in
-    its headers, so its consumers' spans join the invocation's trace.
-    """
-    carrier: dict[str, str] = {}
-    span = NonRecordingSpan(invocation_span_context(invocation_id, headers))
-    _W3C.inject(carrier, trace.set_span_in_context(span))
-    return carrier[TRACEPARENT]
 
 
 def parent_headers(parent: str | None) -> dict[str, str]:
@@ -109,16 +94,48 @@ def parent_headers(parent: str | None) -> dict[str, str]:
 class Tracing:
     """Spans of invocations and attempts, through one tracer provider."""
 
-    def __init__(self, provider: TracerProvider) -> None:
+    def __init__(self, provider: TracerProvider, sample_ratio: float = 1.0) -> None:
+        """`sample_ratio`: the one `provider` was made with (see `new_provider`)."""
         self.provider = provider
         self.tracer = provider.get_tracer("headway")
+        self._bound = TraceIdRatioBased.get_bound_for_rate(sample_ratio)
+
+    def invocation_span_context(
+        self, invocation_id: str, headers: Mapping[str, str]
+    ) -> SpanContext:
+        """The ids of an invocation's span: its parent's trace (or its own), its derived span
+        id, and whether it is sampled (as the provider's sampler decides for a new trace)."""
+        parent = trace.get_current_span(_parent(headers)).get_span_context()
+        if parent.is_valid:
+            trace_id, flags = parent.trace_id, parent.trace_flags
+        else:
+            trace_id = _hash_id(invocation_id, 16)
+            sampled = trace_id & TraceIdRatioBased.TRACE_ID_LIMIT < self._bound
+            flags = TraceFlags(TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT)
+        return SpanContext(trace_id, _hash_id(invocation_id, 8), is_remote=True, trace_flags=flags)
+
+    def traceparent(self, invocation_id: str, headers: Mapping[str, str]) -> str:
+        """The W3C `traceparent` of an invocation's span (`headers`: its stored headers).
+
+        The hook for carriers other than HTTP: a Kafka record an invocation emits carries this
+        in its headers, so its consumers' spans join the invocation's trace.
+        """
+        carrier: dict[str, str] = {}
+        span = NonRecordingSpan(self.invocation_span_context(invocation_id, headers))
+        _W3C.inject(carrier, trace.set_span_in_context(span))
+        return carrier[TRACEPARENT]
 
     @contextlib.contextmanager
     def attempt_span(
         self, invocation_id: str, headers: Mapping[str, str], target: Target, attempt: int
     ) -> Iterator[trace.Span]:
         """The span of one attempt, current while its handler runs (so calls inherit it)."""
-        parent = NonRecordingSpan(invocation_span_context(invocation_id, headers))
+        parent = NonRecordingSpan(self.invocation_span_context(invocation_id, headers))
+        if not parent.get_span_context().trace_flags.sampled:
+            # Not recorded: only make the context current, so calls carry the decision on.
+            with trace.use_span(parent, end_on_exit=False) as unsampled:
+                yield unsampled
+            return
         with self.tracer.start_as_current_span(
             f"attempt {target}",
             context=trace.set_span_in_context(parent),
@@ -146,8 +163,10 @@ class Tracing:
 
     def _invocation_span(self, invocation_id: str, status: dict[str, Any]) -> None:
         headers: dict[str, str] = status["h"]
+        own = self.invocation_span_context(invocation_id, headers)
+        if not own.trace_flags.sampled:
+            return
         target = Target.decode(status["t"])
-        own = invocation_span_context(invocation_id, headers)
         token = _forced_ids.set((own.trace_id, own.span_id))
         try:
             span = self.tracer.start_span(

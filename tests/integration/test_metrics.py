@@ -27,11 +27,12 @@ def scrape(engine: EngineProcess) -> dict[tuple[str, tuple[tuple[str, str], ...]
 
 
 def by_handler(samples: dict[Any, float], name: str) -> dict[str, float]:
-    """`service/handler` -> value, for the samples of one metric."""
+    """`service/handler` -> value, for the non-zero samples of one metric (a handler's series
+    all appear at zero once it has run)."""
     return {
         f"{dict(labels)['service']}/{dict(labels)['handler']}": value
         for (sample, labels), value in samples.items()
-        if sample == name
+        if sample == name and value != 0
     }
 
 

@@ -17,7 +17,7 @@ from headway.engine.config import Config
 from headway.engine.engine import Engine
 from headway.engine.ingress import Ingress, start_site
 from headway.engine.observability import Observability
-from headway.engine.tracing import new_provider, parent_headers, traceparent
+from headway.engine.tracing import new_provider, parent_headers
 from http_json import post
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan
@@ -87,7 +87,8 @@ async def test_call_chain_spans(running: Running) -> None:
 
     # The hooks for other carriers: an invocation's traceparent names its span.
     front_id = str(front.attributes["headway.invocation_id"])
-    assert traceparent(front_id, {"traceparent": CLIENT_TRACEPARENT}) == (
+    observability = running.engine.observability
+    assert observability.traceparent(front_id, {"traceparent": CLIENT_TRACEPARENT}) == (
         f"00-{CLIENT_TRACE:032x}-{front.context.span_id:016x}-01"
     )
     assert parent_headers(CLIENT_TRACEPARENT) == {"traceparent": CLIENT_TRACEPARENT}
