@@ -1,4 +1,5 @@
-"""The admin API's observability endpoints: SQL (`POST /query`), Prometheus (`GET /metrics`)."""
+"""The admin API's observability endpoints: SQL (`POST /query`), Prometheus (`GET /metrics`),
+and the web UI (`/ui`, see `admin_ui`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from . import admin_ui
 from .engine import Engine
 from .http_errors import error
 from .sql import ARROW_STREAM, SqlError, run_query, to_arrow_stream, to_json
@@ -58,3 +60,4 @@ def add_routes(app: web.Application, engine: Engine) -> None:
     routes = ObserveRoutes(engine)
     app.router.add_post("/query", routes.query)
     app.router.add_get("/metrics", routes.metrics)
+    admin_ui.add_routes(app, engine)
