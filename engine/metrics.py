@@ -4,17 +4,28 @@ Counters and gauges are derived from committed batches (`CommittedBatch`): once 
 from each changed record's before and after, never from inside the processor. Gauges of live
 work (invocations by status, inbox depth, pending timers) are a count taken from the store
 once at start plus the changes of every batch since, so a scrape reads no records.
+
+The values are plain numbers, turned into Prometheus families only when scraped: prometheus
+client's own metric objects take a lock and validate on every update, which cost more than
+all the counting here. Updates and scrapes both run on the engine's event loop, so plain
+numbers need no lock.
 """
 
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections import Counter as Tally
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 from rocksdict import Rdict
 
@@ -30,14 +41,84 @@ _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 _FSYNC_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
 
 
-class _LiveGauges(Collector):
-    """Gauges read at scrape time from the counts `EngineMetrics` keeps."""
+class _Histogram:
+    """Counts per bucket (the last one is +Inf) and a sum."""
+
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1  # first bound >= value: `le`
+        self.sum += value
+
+    def add_to(self, family: HistogramMetricFamily, labels: list[str]) -> None:
+        cumulative, buckets = 0, []
+        for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
+            cumulative += count
+            buckets.append(("+Inf" if bound == float("inf") else str(bound), cumulative))
+        family.add_metric(labels, buckets, self.sum)
+
+
+class _PerHandler:
+    """The numbers of one service/handler."""
+
+    __slots__ = ("attempt", "completed", "duration", "failed", "retries", "started")
+
+    def __init__(self) -> None:
+        self.started = self.completed = self.failed = self.retries = 0
+        self.duration = _Histogram(_LATENCY_BUCKETS)
+        self.attempt = _Histogram(_LATENCY_BUCKETS)
+
+
+_COUNTERS = (
+    ("started", "headway_invocations_started", "invocations whose first attempt began"),
+    ("completed", "headway_invocations_completed", "invocations that ended with a value"),
+    ("failed", "headway_invocations_failed",
+     "invocations that ended with a terminal failure (cancelled and killed included)"),
+    ("retries", "headway_invocation_retries", "attempts that failed and were retried"),
+)  # fmt: skip
+_HISTOGRAMS = (
+    ("duration", "headway_invocation_duration_seconds",
+     "end to end: from the invocation's creation to its completion"),
+    ("attempt", "headway_attempt_duration_seconds",
+     "time one attempt ran the handler, until it ended, failed or suspended"),
+)  # fmt: skip
+
+
+class _Families(Collector):
+    """Turns an `EngineMetrics`' numbers into Prometheus families at scrape time."""
 
     def __init__(self, metrics: EngineMetrics) -> None:
         self.metrics = metrics
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
         m = self.metrics
+        handlers = sorted(m.handlers.items())
+        labels = ["service", "handler"]
+        for attr, name, doc in _COUNTERS:
+            counter = CounterMetricFamily(name, doc, labels=labels)
+            for key, numbers in handlers:
+                counter.add_metric(list(key), getattr(numbers, attr))
+            yield counter
+        for attr, name, doc in _HISTOGRAMS:
+            histogram = HistogramMetricFamily(name, doc, labels=labels)
+            for key, numbers in handlers:
+                getattr(numbers, attr).add_to(histogram, list(key))
+            yield histogram
+        batches = HistogramMetricFamily(
+            "headway_group_commit_entries", "log entries per group commit"
+        )
+        m.batch_entries.add_to(batches, [])
+        yield batches
+        fsync = HistogramMetricFamily(
+            "headway_group_commit_fsync_seconds", "time of the synced write of one group commit"
+        )
+        m.fsync_seconds.add_to(fsync, [])
+        yield fsync
         by_status = GaugeMetricFamily(
             "headway_invocations", "invocations in the store by status", labels=["status"]
         )
@@ -50,71 +131,23 @@ class _LiveGauges(Collector):
         yield GaugeMetricFamily("headway_timers_pending", "durable timers not yet fired", m.timers)
 
 
-class _PerHandler:
-    """The labelled children of one service/handler, looked up once (`labels()` is slow)."""
-
-    __slots__ = ("attempt", "completed", "duration", "failed", "retries", "started")
-
-    def __init__(self, metrics: EngineMetrics, service: str, handler: str) -> None:
-        self.started = metrics.started.labels(service, handler)
-        self.completed = metrics.completed.labels(service, handler)
-        self.failed = metrics.failed.labels(service, handler)
-        self.retries = metrics.retries.labels(service, handler)
-        self.duration = metrics.invocation_seconds.labels(service, handler)
-        self.attempt = metrics.attempt_seconds.labels(service, handler)
-
-
 class EngineMetrics:
     """The metrics of one engine, in a registry of its own (engines may share a process)."""
 
     def __init__(self) -> None:
-        self.registry = r = CollectorRegistry()
-        labels = ["service", "handler"]
-        self.started = Counter(
-            "headway_invocations_started", "invocations whose first attempt began", labels,
-            registry=r,
-        )  # fmt: skip
-        self.completed = Counter(
-            "headway_invocations_completed", "invocations that ended with a value", labels,
-            registry=r,
-        )  # fmt: skip
-        self.failed = Counter(
-            "headway_invocations_failed",
-            "invocations that ended with a terminal failure (cancelled and killed included)",
-            labels, registry=r,
-        )  # fmt: skip
-        self.retries = Counter(
-            "headway_invocation_retries", "attempts that failed and were retried", labels,
-            registry=r,
-        )  # fmt: skip
-        self.attempt_seconds = Histogram(
-            "headway_attempt_duration_seconds",
-            "time one attempt ran the handler, until it ended, failed or suspended",
-            labels, buckets=_LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
-        self.invocation_seconds = Histogram(
-            "headway_invocation_duration_seconds",
-            "end to end: from the invocation's creation to its completion",
-            labels, buckets=_LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
-        self.batch_entries = Histogram(
-            "headway_group_commit_entries", "log entries per group commit",
-            buckets=_BATCH_BUCKETS, registry=r,
-        )  # fmt: skip
-        self.fsync_seconds = Histogram(
-            "headway_group_commit_fsync_seconds", "time of the synced write of one group commit",
-            buckets=_FSYNC_BUCKETS, registry=r,
-        )  # fmt: skip
+        self.handlers: dict[tuple[str, str], _PerHandler] = {}
+        self.batch_entries = _Histogram(_BATCH_BUCKETS)
+        self.fsync_seconds = _Histogram(_FSYNC_BUCKETS)
         self.by_status: Tally[str] = Tally()
         self.inbox = 0
         self.timers = 0
-        self._handlers: dict[tuple[str, str], _PerHandler] = {}
-        r.register(_LiveGauges(self))
+        self.registry = CollectorRegistry()
+        self.registry.register(_Families(self))
 
     def handler(self, service: str, handler: str) -> _PerHandler:
-        found = self._handlers.get((service, handler))
+        found = self.handlers.get((service, handler))
         if found is None:
-            found = self._handlers[(service, handler)] = _PerHandler(self, service, handler)
+            found = self.handlers[(service, handler)] = _PerHandler()
         return found
 
     def store_counter(self, db: Rdict) -> Callable[[], Tally[str]]:
@@ -175,16 +208,18 @@ class EngineMetrics:
                 self.inbox += 0 if deleted(value) else len(value[1])
 
     def _transition(self, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
-        counters = self.handler(new["t"][0], new["t"][1])
+        numbers = self.handler(new["t"][0], new["t"][1])
         if new["a"] >= 1 and (old is None or old["a"] == 0):
-            counters.started.inc()
+            numbers.started += 1
         retried = new["rc"] - (old["rc"] if old is not None else 0)
         if retried > 0:
-            counters.retries.inc(retried)
+            numbers.retries += retried
         if new["st"] == "completed" and (old is None or old["st"] != "completed"):
-            failed = new["o"][0] == 1  # an encoded Outcome: [1, code, message] is a failure
-            (counters.failed if failed else counters.completed).inc()
-            counters.duration.observe((new["ma"] - new["ca"]) / 1000)
+            if new["o"][0] == 1:  # an encoded Outcome: [1, code, message] is a failure
+                numbers.failed += 1
+            else:
+                numbers.completed += 1
+            numbers.duration.observe((new["ma"] - new["ca"]) / 1000)
 
     def attempt_ended(self, service: str, handler: str, started: float) -> None:
         """Records one attempt's run time (`started` from `time.perf_counter()`)."""
