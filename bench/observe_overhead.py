@@ -1,11 +1,14 @@
-"""What metrics and tracing cost: Counter/add with them off, metrics on, and metrics + traces.
+"""What metrics and tracing cost: Counter/add with them off, metrics on, metrics + traces.
 
-Three `headway dev bench/apps.py` engines run side by side, all started up front:
+Four `headway dev bench/apps.py` engines run side by side, all started up front:
 
 - `off`: `HEADWAY_METRICS=0`, no OTLP endpoint (nothing is attached to the committer/invoker);
 - `metrics`: the default (Prometheus metrics counted per batch and per attempt);
-- `traces`: metrics and tracing, exporting over OTLP/HTTP to a sink in this process that
-  accepts and discards every export (so the engine pays the full encode-and-send cost).
+- `traces1%`: metrics and tracing with `HEADWAY_TRACE_SAMPLE_RATIO=0.01`;
+- `traces`: metrics and tracing, every trace recorded.
+
+Traces go over OTLP/HTTP to a sink in this process that accepts and discards every export (so
+the engine pays the full encode-and-send cost).
 
 Each round runs the same closed-loop `bench/http_load.py` load against each engine in turn
 (order rotating per round), so drifts of a shared machine hit all alike. At the end it prints
@@ -13,7 +16,7 @@ the medians and each variant's ratio to `off`.
 
     python bench/observe_overhead.py --rounds 8 --duration 4 -c 32 --keys 1000
 
-Runtime: 3 x rounds x (duration + warmup + ~0.5 s), e.g. 3 x 8 x 5 s = 2 min.
+Runtime: 4 x rounds x (duration + warmup + ~0.5 s), e.g. 4 x 8 x 5 s = under 3 min.
 """
 
 from __future__ import annotations
@@ -56,8 +59,8 @@ class _Sink(BaseHTTPRequestHandler):
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        description="Counter/add with metrics and tracing off, metrics on, metrics + traces; "
-        "medians and ratios to off. Runtime about 3 x rounds x (duration + 1) s.",
+        description="Counter/add with metrics and tracing off, metrics on, metrics + traces "
+        "(1%% and all); medians and ratios to off. Runtime about 4 x rounds x (duration + 1) s.",
     )
     parser.add_argument("--rounds", type=int, default=8, help="rounds (8)")
     parser.add_argument("--duration", type=float, default=4.0, help="s per measurement (4)")
@@ -69,10 +72,12 @@ def main(argv: list[str] | None = None) -> None:
 
     sink = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
     threading.Thread(target=sink.serve_forever, daemon=True).start()
+    otlp = f"http://127.0.0.1:{sink.server_address[1]}"
     variants = {
         "off": {"HEADWAY_METRICS": "0"},
         "metrics": {},
-        "traces": {"HEADWAY_OTLP_ENDPOINT": f"http://127.0.0.1:{sink.server_address[1]}"},
+        "traces1%": {"HEADWAY_OTLP_ENDPOINT": otlp, "HEADWAY_TRACE_SAMPLE_RATIO": "0.01"},
+        "traces": {"HEADWAY_OTLP_ENDPOINT": otlp},
     }
     work = Path(tempfile.mkdtemp(prefix="headway-observe-"))
     engines: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
@@ -97,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
                 time.sleep(0.05)
         names = list(engines)
         for r in range(args.rounds):
-            for name in names[r % 3 :] + names[: r % 3]:
+            for name in names[r % len(names) :] + names[: r % len(names)]:
                 proc, port = engines[name]
                 cpu0, busy0, t0 = cpu_seconds(proc.pid), system_busy_seconds(), time.perf_counter()
                 out = subprocess.run(
