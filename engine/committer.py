@@ -7,7 +7,8 @@ Entries from every source (ingress, invoker, timers) queue here. Each batch:
    the processor over an in-memory view; follow-up entries the processor produces (a call's
    invocation, a result for a caller) join the same batch.
 3. Write one RocksDB batch: the log records, every store change, and the applied position;
-   fsync it.
+   fsync it. Then hand observers (metrics, traces) the batch's before and after values
+   (`on_commit`); they only count, and a failing observer is logged, not retried.
 4. Resolve the submitters' futures (the entries are durable), then run the actions in order.
 
 If step 2 or 3 fails (an entry the log cannot encode, a processor error, a write error),

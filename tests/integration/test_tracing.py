@@ -12,12 +12,14 @@ from typing import Any
 import aiohttp
 import pytest
 from engine_process import free_port
+from headway.engine import keys
 from headway.engine.app_loader import load_services
 from headway.engine.config import Config
 from headway.engine.engine import Engine
 from headway.engine.ingress import Ingress, start_site
 from headway.engine.observability import Observability
-from headway.engine.tracing import new_provider, parent_headers
+from headway.engine.tracing import Tracing, new_provider, parent_headers
+from headway.sdk.journal import Call, decode_command
 from http_json import post
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan
@@ -42,11 +44,19 @@ class Running:
 
 
 @pytest.fixture
-async def running(tmp_path: Path) -> AsyncIterator[Running]:
+def sample_ratio() -> float:
+    return 1.0
+
+
+@pytest.fixture
+async def running(tmp_path: Path, sample_ratio: float) -> AsyncIterator[Running]:
     exporter = InMemorySpanExporter()
-    provider = new_provider()
+    provider = new_provider(sample_ratio)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    config = Config(data_dir=tmp_path / "data", ingress_port=free_port(), suspend_after=0.2)
+    config = Config(
+        data_dir=tmp_path / "data", ingress_port=free_port(), suspend_after=0.2,
+        trace_sample_ratio=sample_ratio,
+    )  # fmt: skip
     engine = Engine(config, load_services(str(APP)))
     engine.observability = Observability(config, provider)
     await engine.start()
@@ -116,6 +126,34 @@ async def test_attempts_share_the_invocation_span_across_suspension(running: Run
     refused = next(s for s in finished if s.name == "Flaky/refuse")
     assert refused.status.status_code == StatusCode.ERROR
     assert refused.status.description == "[422] no"
+
+
+@pytest.mark.parametrize("sample_ratio", [0.0])
+async def test_unsampled_traces_record_nothing_and_pass_the_decision_on(running: Running) -> None:
+    """Ratio 0: no spans at all, and the call carries a traceparent marked not sampled, so the
+    callee does not start a trace of its own."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(running.url + "/Front/relay", json=1) as resp,
+    ):
+        assert (resp.status, await resp.json()) == (200, 3)
+    assert running.exporter.get_finished_spans() == ()
+    assert running.engine.store is not None
+    (front_id,) = [
+        key[len(keys.INVOCATION) :].decode()
+        for key, status in running.engine.store.scan(keys.INVOCATION)
+        if status["t"][0] == "Front"
+    ]
+    call = decode_command(running.engine.store.get(keys.journal(front_id, 0)))
+    assert isinstance(call, Call)
+    version, _, span_id, flags = call.headers["traceparent"].split("-")
+    assert (version, flags) == ("00", "00")
+    assert span_id == f"{_derived_span_id(front_id):016x}"
+
+
+def _derived_span_id(invocation_id: str) -> int:
+    traceparent = Tracing(new_provider()).traceparent(invocation_id, {})
+    return int(traceparent.split("-")[2], 16)
 
 
 def test_engine_exports_over_otlp_when_an_endpoint_is_set(engine_factory: Any) -> None:
