@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import logging
 import time
 from collections import Counter as Tally
 from collections.abc import Callable, Coroutine
@@ -28,8 +27,6 @@ from .tracing import Tracing, otlp_provider
 if TYPE_CHECKING:
     from .committer import Committer
     from .invoker import Attempt, Invoker
-
-log = logging.getLogger("headway.observability")
 
 
 class Observability:

@@ -17,6 +17,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from headway.sdk.journal import Outcome, Target
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
@@ -35,9 +36,10 @@ _W3C = TraceContextTextMapPropagator()
 _forced_ids: ContextVar[tuple[int, int] | None] = ContextVar("headway_forced_ids", default=None)
 
 
-def _hash_id(invocation_id: str, size: int) -> int:
-    digest = hashlib.blake2b(invocation_id.encode(), digest_size=size, person=b"headway").digest()
-    return int.from_bytes(digest) or 1
+def _derived_ids(invocation_id: str) -> tuple[int, int]:
+    """A trace id and a span id from the invocation id (one hash; neither is ever 0)."""
+    digest = hashlib.blake2b(invocation_id.encode(), digest_size=24, person=b"headway").digest()
+    return int.from_bytes(digest[:16]) or 1, int.from_bytes(digest[16:]) or 1
 
 
 class _InvocationIds(IdGenerator):
@@ -105,14 +107,16 @@ class Tracing:
     ) -> SpanContext:
         """The ids of an invocation's span: its parent's trace (or its own), its derived span
         id, and whether it is sampled (as the provider's sampler decides for a new trace)."""
-        parent = trace.get_current_span(_parent(headers)).get_span_context()
-        if parent.is_valid:
+        trace_id, span_id = _derived_ids(invocation_id)
+        parent = None
+        if TRACEPARENT in headers:
+            parent = trace.get_current_span(_parent(headers)).get_span_context()
+        if parent is not None and parent.is_valid:
             trace_id, flags = parent.trace_id, parent.trace_flags
         else:
-            trace_id = _hash_id(invocation_id, 16)
             sampled = trace_id & TraceIdRatioBased.TRACE_ID_LIMIT < self._bound
             flags = TraceFlags(TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT)
-        return SpanContext(trace_id, _hash_id(invocation_id, 8), is_remote=True, trace_flags=flags)
+        return SpanContext(trace_id, span_id, is_remote=True, trace_flags=flags)
 
     def traceparent(self, invocation_id: str, headers: Mapping[str, str]) -> str:
         """The W3C `traceparent` of an invocation's span (`headers`: its stored headers).
@@ -133,8 +137,11 @@ class Tracing:
         parent = NonRecordingSpan(self.invocation_span_context(invocation_id, headers))
         if not parent.get_span_context().trace_flags.sampled:
             # Not recorded: only make the context current, so calls carry the decision on.
-            with trace.use_span(parent, end_on_exit=False) as unsampled:
-                yield unsampled
+            token = otel_context.attach(trace.set_span_in_context(parent))
+            try:
+                yield parent
+            finally:
+                otel_context.detach(token)
             return
         with self.tracer.start_as_current_span(
             f"attempt {target}",
