@@ -8,9 +8,13 @@ count transitions (an invocation completed, a timer was added) without reading t
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
+from . import keys
 from .store import Store, StoreView, unpack
+
+Status = dict[str, Any]
 
 
 class FirstReads:
@@ -26,7 +30,7 @@ class FirstReads:
         return None if data is None else unpack(data)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True)
 class CommittedBatch:
     """One durable group commit.
 
@@ -45,12 +49,19 @@ class CommittedBatch:
     def changed(self) -> dict[bytes, Any]:
         return self.view.changes
 
-    def old(self, key: bytes) -> Any:
-        """The decoded value `key` had before the batch, or None."""
-        data = self.before.get(key)
-        return None if data is None else unpack(data)
-
-    def new(self, key: bytes) -> Any:
-        """The decoded value `key` has after the batch, or None if the batch deleted it."""
-        value = self.view.changes[key]
-        return None if self.view.deleted(value) else value
+    @functools.cached_property
+    def invocations(self) -> list[tuple[str, Status | None, Status | None]]:
+        """(invocation id, status before, status after) for every invocation the batch changed;
+        None where it did not exist or was removed. Decoded once for every observer."""
+        before, deleted = self.before, self.view.deleted
+        changes = []
+        first = keys.INVOCATION[0]
+        for key, value in self.view.changes.items():
+            if key[0] == first and key.startswith(keys.INVOCATION):
+                raw = before.get(key)
+                changes.append((
+                    key[len(keys.INVOCATION) :].decode(),
+                    None if raw is None else unpack(raw),
+                    None if deleted(value) else value,
+                ))  # fmt: skip
+        return changes

@@ -38,6 +38,7 @@ _LATENCY_BUCKETS = (
     60.0, 300.0, 3600.0,
 )  # fmt: skip
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+_TIMER_OR_LOCK = frozenset((keys.TIMER[0], keys.OBJECT_LOCK[0]))
 _FSYNC_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
 
 
@@ -186,19 +187,18 @@ class EngineMetrics:
         """Counts what one batch changed: one pass over its changed keys, no store reads."""
         self.batch_entries.observe(batch.entries)
         self.fsync_seconds.observe(batch.fsync_seconds)
-        before = batch.before
-        deleted = batch.view.deleted
         by_status = self.by_status
+        for _, old, new in batch.invocations:
+            if old is not None:
+                by_status[old["st"]] -= 1
+            if new is not None:
+                by_status[new["st"]] += 1
+                self._transition(old, new)
+        before, deleted = batch.before, batch.view.deleted
         for key, value in batch.changed.items():
-            if key.startswith(keys.INVOCATION):
-                raw = before.get(key)
-                old = None if raw is None else unpack(raw)
-                if old is not None:
-                    by_status[old["st"]] -= 1
-                if not deleted(value):
-                    by_status[value["st"]] += 1
-                    self._transition(old, value)
-            elif key.startswith(keys.TIMER):
+            if key[0] not in _TIMER_OR_LOCK:  # one int test rules out most changed keys
+                continue
+            if key.startswith(keys.TIMER):
                 # A timer key is new (a fresh sequence number) or read before it is deleted.
                 self.timers += 0 if deleted(value) else 1
                 self.timers -= 0 if before.get(key) is None else 1

@@ -28,7 +28,6 @@ from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from . import keys
 from .commit_record import CommittedBatch
 
 TRACEPARENT = "traceparent"
@@ -158,15 +157,10 @@ class Tracing:
 
     def batch_committed(self, batch: CommittedBatch) -> None:
         """Emits the span of every invocation the batch completed."""
-        for key in batch.changed:
-            if not key.startswith(keys.INVOCATION):
-                continue
-            new = batch.new(key)
-            if new is None or new["st"] != "completed":
-                continue
-            old = batch.old(key)
-            if old is None or old["st"] != "completed":
-                self._invocation_span(key[len(keys.INVOCATION) :].decode(), new)
+        for invocation_id, old, new in batch.invocations:
+            completed_now = old is None or old["st"] != "completed"
+            if new is not None and new["st"] == "completed" and completed_now:
+                self._invocation_span(invocation_id, new)
 
     def _invocation_span(self, invocation_id: str, status: dict[str, Any]) -> None:
         headers: dict[str, str] = status["h"]

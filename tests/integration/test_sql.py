@@ -45,11 +45,12 @@ def test_invocations_journal_and_state_rows(engine: EngineProcess) -> None:
     rows = query(
         engine,
         "select target, target_service_name, target_service_key, target_handler_name,"
-        " target_service_ty, status, retry_count, last_attempt, journal_size,"
+        " target_service_ty, status, retry_count, journal_size,"
         " invoked_by_id is not null as called, completion_result, completion_failure,"
-        " pinned_deployment_id, idempotency_key from sys_invocation order by created_at, target",
+        " pinned_deployment_id, idempotency_key from sys_invocation"
+        " order by created_at, called, target",
     )
-    common = {"retry_count": 0, "last_attempt": 1, "pinned_deployment_id": None,
+    common = {"retry_count": 0, "pinned_deployment_id": None,
               "idempotency_key": None, "completion_failure": None}  # fmt: skip
     done = {**common, "status": "completed", "completion_result": "success"}
     assert rows == [
@@ -71,6 +72,12 @@ def test_invocations_journal_and_state_rows(engine: EngineProcess) -> None:
          "called": False, "completion_result": None},
     ]  # fmt: skip
 
+    # Front/relay may have suspended while Back ran (a second attempt); the others cannot.
+    attempts = query(engine, "select target, last_attempt from sys_invocation order by target")
+    assert [(a["target"], a["last_attempt"]) for a in attempts if a["target"] != "Front/relay"] == [
+        ("Back/double", 1), ("Counter/ada/add", 1), ("Counter/ada/add", 1), ("Sleeper/nap", 1)
+    ]  # fmt: skip
+
     relay, double = query(
         engine,
         "select id, invoked_by_id from sys_invocation where target_service_name in"
@@ -82,7 +89,8 @@ def test_invocations_journal_and_state_rows(engine: EngineProcess) -> None:
         engine,
         "select i.target, j.index, j.entry_type, j.name, j.completed, j.entry_json"
         " from sys_journal j join sys_invocation i using (id)"
-        " where i.target_service_name <> 'Sleeper' order by i.created_at, j.index",
+        " where i.target_service_name <> 'Sleeper'"
+        " order by i.created_at, i.modified_at, j.id, j.index",
     )
     assert journal == [
         {"target": "Counter/ada/add", "index": 0, "entry_type": "GetState", "name": "total",

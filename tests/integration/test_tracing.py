@@ -49,12 +49,19 @@ def sample_ratio() -> float:
 
 
 @pytest.fixture
-async def running(tmp_path: Path, sample_ratio: float) -> AsyncIterator[Running]:
+def suspend_after() -> float:
+    return 0.2
+
+
+@pytest.fixture
+async def running(
+    tmp_path: Path, sample_ratio: float, suspend_after: float
+) -> AsyncIterator[Running]:
     exporter = InMemorySpanExporter()
     provider = new_provider(sample_ratio)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     config = Config(
-        data_dir=tmp_path / "data", ingress_port=free_port(), suspend_after=0.2,
+        data_dir=tmp_path / "data", ingress_port=free_port(), suspend_after=suspend_after,
         trace_sample_ratio=sample_ratio,
     )  # fmt: skip
     engine = Engine(config, load_services(str(APP)))
@@ -70,6 +77,7 @@ def parent_of(span: ReadableSpan) -> int | None:
     return span.parent.span_id if span.parent is not None else None
 
 
+@pytest.mark.parametrize("suspend_after", [60.0])  # one attempt each, however slow the machine
 async def test_call_chain_spans(running: Running) -> None:
     async with (
         aiohttp.ClientSession() as http,
