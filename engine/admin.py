@@ -10,7 +10,7 @@ from aiohttp import web
 from headway.connectors.kafka.admin_routes import KafkaAdmin
 from headway.sdk.journal import Outcome, Target, decode_command, describe
 
-from . import keys
+from . import admin_observe, keys
 from .engine import Engine
 from .entries import Cancel, Kill, ReplaceState
 from .http_errors import error, json_errors
@@ -72,6 +72,7 @@ class Admin:
         r.add_get("/services/{service}/state/{key}", self.get_state)
         r.add_put("/services/{service}/state/{key}", self.put_state)
         KafkaAdmin(engine).register(r)
+        admin_observe.add_routes(self.app, engine)
 
     @property
     def store(self) -> Any:

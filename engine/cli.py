@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from . import cli_completion, cli_observe
 from .app_loader import AppLoadError, load_services
 from .config import SETTINGS, ConfigError, load_config
 from .store import StoreLockedError
@@ -113,6 +114,12 @@ def _services(args: argparse.Namespace) -> None:
 
 
 def _state(args: argparse.Namespace) -> None:
+    if args.action == "set":
+        try:
+            new_state = json.loads(args.state)
+        except ValueError as e:
+            raise CliError(f"STATE is not JSON: {e}") from None
+        _admin("PUT", f"/services/{args.service}/state/{args.key}", {"state": new_state})
     state = _admin("GET", f"/services/{args.service}/state/{args.key}")
     rows = [{"name": k, "value": v} for k, v in state["state"].items()]
     _print(args, state, _table(rows, ["name", "value"]))
@@ -185,6 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
     state_get = state_sub.add_parser("get", help="show the state of one key")
     state_get.add_argument("service")
     state_get.add_argument("key")
+    state_set = state_sub.add_parser("set", help="replace the state of one key")
+    state_set.add_argument("service")
+    state_set.add_argument("key")
+    state_set.add_argument("state", help="a JSON object of name to value, e.g. '{\"total\": 5}'")
 
     subs = sub.add_parser("subscriptions", help="Kafka subscriptions: topics feeding handlers")
     subs_sub = subs.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -222,6 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     for p in (inv, services, state, subs, clusters):
         for child in p._subparsers._group_actions[0].choices.values():  # type: ignore[union-attr]
             child.add_argument("--json", action="store_true", help="print JSON")
+    cli_observe.register(sub)
+    cli_completion.register(sub, parser)
     return parser
 
 
@@ -242,6 +255,8 @@ def main(argv: list[str] | None = None) -> None:
             _subscriptions(args)
         elif args.command == "kafka-clusters":
             _kafka_clusters(args)
+        else:
+            args.run(args)
     except (CliError, AppLoadError, ConfigError) as e:
         print(f"headway: error: {e}", file=sys.stderr)
         sys.exit(1)

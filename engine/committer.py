@@ -7,7 +7,8 @@ Entries from every source (ingress, invoker, timers) queue here. Each batch:
    the processor over an in-memory view; follow-up entries the processor produces (a call's
    invocation, a result for a caller) join the same batch.
 3. Write one RocksDB batch: the log records, every store change, and the applied position;
-   fsync it.
+   fsync it. Then hand observers (metrics, traces) the batch's before and after values
+   (`on_commit`); they only count, and a failing observer is logged, not retried.
 4. Resolve the submitters' futures (the entries are durable), then run the actions in order.
 
 If step 2 or 3 fails (an entry the log cannot encode, a processor error, a write error),
@@ -33,6 +34,7 @@ from rocksdict import WriteBatch
 
 from . import keys
 from .actions import Action
+from .commit_record import CommittedBatch, FirstReads
 from .entries import Entry
 from .processor import Effects, Processor
 from .store import Store, StoreView, pack
@@ -64,6 +66,7 @@ class Committer:
         self.batches = 0
         self.entries = 0
         self.fsync_seconds = 0.0
+        self.on_commit: Callable[[CommittedBatch], None] | None = None
 
     def submit(self, entry: Entry) -> asyncio.Future[None]:
         """Queues an entry; the future resolves once it is durable."""
@@ -129,7 +132,8 @@ class Committer:
     async def _commit(self, taken: list[tuple[Entry, asyncio.Future[None] | None]]) -> Effects:
         """Applies and durably writes one batch; returns its effects (actions not yet run)."""
         now_ms = int(time.time() * 1000)
-        view = StoreView(self.store)
+        reads = FirstReads(self.store) if self.on_commit is not None else None
+        view = StoreView(reads or self.store)
         effects = Effects()
         batch = WriteBatch(raw_mode=True)
         first_lsn = self.lsn + 1
@@ -143,9 +147,18 @@ class Committer:
             batch.delete_range(keys.LOG, keys.log(first_lsn - self.keep_log))
         started = time.perf_counter()
         await asyncio.to_thread(self.store.write, batch)
-        self.fsync_seconds += time.perf_counter() - started
+        fsync_seconds = time.perf_counter() - started
+        self.fsync_seconds += fsync_seconds
         self.batches += 1
         self.entries += self.lsn - first_lsn + 1
+        if self.on_commit is not None and reads is not None:
+            record = CommittedBatch(
+                self.lsn - first_lsn + 1, fsync_seconds, now_ms, reads.before, view
+            )
+            try:
+                self.on_commit(record)
+            except Exception:  # observers count; they must never fail a durable batch
+                log.exception("a commit observer failed")
         return effects
 
     def _apply(

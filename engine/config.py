@@ -45,6 +45,12 @@ SETTINGS: list[Setting] = [
             "seconds between Kafka transactions of the outbox shipper, at most"),
     Setting("outbox_max_records", int, 10_000, "HEADWAY_OUTBOX_MAX_RECORDS",
             "most outbox records in one Kafka transaction"),
+    Setting("metrics", bool, True, "HEADWAY_METRICS",
+            "count Prometheus metrics for GET /metrics (off: no per-batch counting at all)"),
+    Setting("otlp_endpoint", str, "", "HEADWAY_OTLP_ENDPOINT",
+            "OpenTelemetry collector to send traces to (OTLP/HTTP base URL); empty: no tracing"),
+    Setting("trace_sample_ratio", float, 1.0, "HEADWAY_TRACE_SAMPLE_RATIO",
+            "share of new traces recorded, 0 to 1 (a caller's traceparent decides for its own)"),
 ]  # fmt: skip
 
 
@@ -62,6 +68,9 @@ class Config:
     outbox_commit_interval: float = 0.1
     outbox_max_records: int = 10_000
     kafka_clusters: tuple[KafkaCluster, ...] = ()
+    metrics: bool = True
+    otlp_endpoint: str = ""
+    trace_sample_ratio: float = 1.0
 
 
 class ConfigError(ValueError):

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 
 from headway.connectors.kafka.connector import KafkaConnector
+from headway.connectors.kafka.metrics import KafkaCollector
 from headway.sdk.definitions import ServiceDefinition
 from headway.sdk.journal import Outcome
 
@@ -27,6 +28,7 @@ from .committer import Committer
 from .config import Config
 from .entries import Entry
 from .invoker import Invoker
+from .observability import Observability
 from .processor import Processor
 from .registry import Registry
 from .store import Store
@@ -44,6 +46,7 @@ class Engine:
         self.ready = False
         self.waiters: dict[str, list[asyncio.Future[Outcome]]] = {}
         self.store: Store | None = None
+        self.observability = Observability(config)
         self._stop_callbacks: list[Callable[[], object]] = []
 
     async def start(self, progress: Callable[[str], None] | None = None) -> None:
@@ -63,6 +66,9 @@ class Engine:
             commit_interval=self.config.outbox_commit_interval,
             max_records=self.config.outbox_max_records,
         )  # fmt: skip
+        self.observability.attach(self.committer, self.invoker, store)
+        if self.observability.metrics is not None:
+            self.observability.metrics.registry.register(KafkaCollector(self.kafka))
         self.committer.start()
         self.timers.start()
         resumed = 0
@@ -84,6 +90,7 @@ class Engine:
         self.invoker.stop_all()
         await self.timers.stop()
         await self.committer.stop()
+        await self.observability.stop()
         self.store.close()
         self.store = None
 

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from headway.sdk.context import Request
 from headway.sdk.definitions import Handler
@@ -38,6 +38,9 @@ from .committer import Committer
 from .entries import Append, AttemptFailed, Complete, End, Suspend
 from .registry import Registry
 from .store import Store
+
+if TYPE_CHECKING:
+    from .observability import Observability
 
 log = logging.getLogger("headway.invoker")
 
@@ -81,6 +84,7 @@ class Invoker:
         self.attempts: dict[str, Attempt] = {}
         self.started = 0
         self.retries = 0
+        self.observer: Observability | None = None
 
     def start(self, invocation_id: str, status: dict[str, Any] | None = None) -> None:
         """Runs an attempt from the committed status (read from the store if not given)."""
@@ -140,6 +144,7 @@ class Attempt:
         self.deferred: list[tuple[int, Command]] = []
         self.defers = not invoker.always_replay
         self._check: asyncio.TimerHandle | None = None
+        self.failure: BaseException | None = None
         self.sm = StateMachine(
             self._load_journal(), self._load_completions(), self,
             always_replay=invoker.always_replay,
@@ -176,7 +181,11 @@ class Attempt:
         )
         read_only = self.handler.kind == "shared"
         ctx = ServerContext(self.sm, request, self.target, state, _now_ms, read_only=read_only)
-        self.task = asyncio.get_running_loop().create_task(self._run(ctx, request.body))
+        run = self._run(ctx, request.body)
+        observer = self.invoker.observer
+        self.task = asyncio.get_running_loop().create_task(
+            run if observer is None else observer.run_attempt(self, run)
+        )
 
     def stop(self) -> None:
         if self._check is not None:
@@ -225,6 +234,7 @@ class Attempt:
         failures = int(self.status["rc"]) + 1  # type: ignore[call-overload]
         policy = self.invoker.registry.retry_policy(self.target.service, self.target.handler)
         message = f"{type(error).__name__}: {error}"
+        self.failure = error
         self.invoker.retries += 1
         if policy.exhausted(failures):
             outcome = Outcome.fail(500, f"gave up after {failures} attempts: {message}")
@@ -239,6 +249,8 @@ class Attempt:
     # -- Transport -------------------------------------------------------------------------
 
     def append(self, index: int, command: Command) -> Awaitable[None]:
+        if self.invoker.observer is not None:
+            command = self.invoker.observer.outgoing(command)
         if self.defers and isinstance(command, _DEFERRABLE):
             self.deferred.append((index, command))
             return _DURABLE

@@ -61,6 +61,30 @@ OPENAPI: dict[str, Any] = {
         "/invocations/{id}/kill": {
             "patch": _op("kill: end now without running more code", "id", ok="202", errors=("404",))
         },
+        "/query": {
+            "post": {
+                **_op("SQL over sys_invocation, sys_journal, state, ...", errors=("400",)),
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {"query": {"type": "string"}},
+                                "required": ["query"],
+                            }
+                        }
+                    },
+                },
+                "description": "JSON {columns, rows}; Arrow IPC with "
+                "Accept: application/vnd.apache.arrow.stream",
+            }
+        },
+        "/metrics": {"get": _op("Prometheus metrics (text format)", errors=("404",))},
+        "/ui/": {"get": _op("the web UI")},
+        "/playground/{path}": {
+            "post": _op("invoke a handler through the ingress (for the web UI)", "path")
+        },
         "/services/{service}/state/{key}": {
             "get": _op("a virtual object's state", "service", "key"),
             "put": _op("replace a virtual object's state", "service", "key", errors=("400", "404")),

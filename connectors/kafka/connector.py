@@ -89,6 +89,14 @@ class KafkaConnector:
             return next(iter(clusters.values()))
         return clusters.get("default")
 
+    def end_offset(self, group: str, topic: str, partition: int) -> int | None:
+        """A partition's end offset as its running consumer last saw it, if any."""
+        for consumer in self.consumers.values():
+            s = consumer.subscription
+            if s.group == group and s.source.topic == topic:
+                return consumer.end_offset(partition)
+        return None
+
     # -- actions ------------------------------------------------------------------------------
 
     def record_done(self, group: str, topic: str, partition: int) -> None:

@@ -68,6 +68,7 @@ class SubscriptionConsumer:
         self.ingested = 0
         self._rebalances: list[tuple[str, list[int]]] = []
         self._task: asyncio.Task[None] | None = None
+        self._consumer: Consumer | None = None
         self._stopping = False
         self._failed = False
 
@@ -119,7 +120,7 @@ class SubscriptionConsumer:
                 backoff = min(backoff * 2, 10.0)
 
     async def _consume(self) -> None:
-        consumer = Consumer(self._config())
+        consumer = self._consumer = Consumer(self._config())
         consumer.subscribe(
             [self.subscription.source.topic], on_assign=self._on_assign, on_revoke=self._on_revoke
         )
@@ -135,7 +136,20 @@ class SubscriptionConsumer:
                     last_commit = time.monotonic()
                     self._commit_for_monitoring(consumer)
         finally:
+            self._consumer = None
             await asyncio.to_thread(consumer.close)
+
+    def end_offset(self, partition: int) -> int | None:
+        """The partition's end offset as last fetched (no request to the broker), if known."""
+        consumer = self._consumer
+        if consumer is None:
+            return None
+        tp = TopicPartition(self.subscription.source.topic, partition)
+        try:
+            high = consumer.get_watermark_offsets(tp, cached=True)[1]
+        except Exception:  # not fetched yet, or the consumer is closing
+            return None
+        return high if high >= 0 else None
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Runs in the poll thread: start every partition right after its applied offset."""

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,37 @@ def test_records_become_keyed_invocations_and_emits_are_published_once(
         wait_until(lambda: sum(tp.offset for tp in group.committed(partitions, 10)) == 2000)
     finally:
         group.close()
+    # SQL and metrics show the same progress.
+    status, result = call("POST", f"{engine.admin}/query", {"query": (
+        "select partition, applied_offset, lag from sys_kafka_progress order by partition"
+    )})  # fmt: skip
+    assert status == 200, result
+    rows = result["rows"]
+    assert [r["partition"] for r in rows] == [0, 1, 2, 3]
+    assert sum(r["applied_offset"] + 1 for r in rows) == 2000
+    assert all(r["lag"] in (0, None) for r in rows)
+    status, result = call("POST", f"{engine.admin}/query", {"query": (
+        "select s.id, s.status, count(*) as pending from sys_subscription s "
+        "left join sys_outbox o on true group by all"
+    )})  # fmt: skip
+    assert result["rows"] == [{"id": sub["id"], "status": "running", "pending": 1}]
+    metrics = _metrics(engine)
+    assert (
+        metrics[
+            f'headway_kafka_records_ingested_total{{subscription="{sub["id"]}",topic="{topic}"}}'
+        ]
+        == 2000
+    )
+    assert metrics['headway_outbox_depth{cluster="local"}'] == 0
+    assert metrics['headway_outbox_transactions_total{cluster="local"}'] >= 1
+
+
+def _metrics(engine: EngineProcess) -> dict[str, float]:
+    """`GET /metrics` as {series: value}."""
+    with urllib.request.urlopen(engine.admin + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    series = (line.rpartition(" ") for line in text.splitlines() if not line.startswith("#"))
+    return {name: float(value) for name, _, value in series if name}
 
 
 def test_two_subscriptions_on_one_topic_each_see_every_record_once(

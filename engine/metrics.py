@@ -1,0 +1,226 @@
+"""Prometheus metrics of one engine, served at the admin API's `GET /metrics`.
+
+Counters and gauges are derived from committed batches (`CommittedBatch`): once per batch,
+from each changed record's before and after, never from inside the processor. Gauges of live
+work (invocations by status, inbox depth, pending timers) are a count taken from the store
+once at start plus the changes of every batch since, so a scrape reads no records.
+
+The values are plain numbers, turned into Prometheus families only when scraped: prometheus
+client's own metric objects take a lock and validate on every update, which cost more than
+all the counting here. Updates and scrapes both run on the engine's event loop, so plain
+numbers need no lock.
+"""
+
+from __future__ import annotations
+
+import time
+from bisect import bisect_left
+from collections import Counter as Tally
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+from rocksdict import Rdict
+
+from . import keys
+from .commit_record import CommittedBatch
+from .store import unpack
+
+_LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0, 300.0, 3600.0,
+)  # fmt: skip
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+_TIMER_OR_LOCK = frozenset((keys.TIMER[0], keys.OBJECT_LOCK[0]))
+_FSYNC_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
+
+
+class _Histogram:
+    """Counts per bucket (the last one is +Inf) and a sum."""
+
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1  # first bound >= value: `le`
+        self.sum += value
+
+    def add_to(self, family: HistogramMetricFamily, labels: list[str]) -> None:
+        cumulative, buckets = 0, []
+        for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
+            cumulative += count
+            buckets.append(("+Inf" if bound == float("inf") else str(bound), cumulative))
+        family.add_metric(labels, buckets, self.sum)
+
+
+class _PerHandler:
+    """The numbers of one service/handler."""
+
+    __slots__ = ("attempt", "completed", "duration", "failed", "retries", "started")
+
+    def __init__(self) -> None:
+        self.started = self.completed = self.failed = self.retries = 0
+        self.duration = _Histogram(_LATENCY_BUCKETS)
+        self.attempt = _Histogram(_LATENCY_BUCKETS)
+
+
+_COUNTERS = (
+    ("started", "headway_invocations_started", "invocations whose first attempt began"),
+    ("completed", "headway_invocations_completed", "invocations that ended with a value"),
+    ("failed", "headway_invocations_failed",
+     "invocations that ended with a terminal failure (cancelled and killed included)"),
+    ("retries", "headway_invocation_retries", "attempts that failed and were retried"),
+)  # fmt: skip
+_HISTOGRAMS = (
+    ("duration", "headway_invocation_duration_seconds",
+     "end to end: from the invocation's creation to its completion"),
+    ("attempt", "headway_attempt_duration_seconds",
+     "time one attempt ran the handler, until it ended, failed or suspended"),
+)  # fmt: skip
+
+
+class _Families(Collector):
+    """Turns an `EngineMetrics`' numbers into Prometheus families at scrape time."""
+
+    def __init__(self, metrics: EngineMetrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        m = self.metrics
+        handlers = sorted(m.handlers.items())
+        labels = ["service", "handler"]
+        for attr, name, doc in _COUNTERS:
+            counter = CounterMetricFamily(name, doc, labels=labels)
+            for key, numbers in handlers:
+                counter.add_metric(list(key), getattr(numbers, attr))
+            yield counter
+        for attr, name, doc in _HISTOGRAMS:
+            histogram = HistogramMetricFamily(name, doc, labels=labels)
+            for key, numbers in handlers:
+                getattr(numbers, attr).add_to(histogram, list(key))
+            yield histogram
+        batches = HistogramMetricFamily(
+            "headway_group_commit_entries", "log entries per group commit"
+        )
+        m.batch_entries.add_to(batches, [])
+        yield batches
+        fsync = HistogramMetricFamily(
+            "headway_group_commit_fsync_seconds", "time of the synced write of one group commit"
+        )
+        m.fsync_seconds.add_to(fsync, [])
+        yield fsync
+        by_status = GaugeMetricFamily(
+            "headway_invocations", "invocations in the store by status", labels=["status"]
+        )
+        for status, count in sorted(m.by_status.items()):
+            by_status.add_metric([status], count)
+        yield by_status
+        yield GaugeMetricFamily(
+            "headway_inbox_depth", "invocations queued behind their key's lock", m.inbox
+        )
+        yield GaugeMetricFamily("headway_timers_pending", "durable timers not yet fired", m.timers)
+
+
+class EngineMetrics:
+    """The metrics of one engine, in a registry of its own (engines may share a process)."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[tuple[str, str], _PerHandler] = {}
+        self.batch_entries = _Histogram(_BATCH_BUCKETS)
+        self.fsync_seconds = _Histogram(_FSYNC_BUCKETS)
+        self.by_status: Tally[str] = Tally()
+        self.inbox = 0
+        self.timers = 0
+        self.registry = CollectorRegistry()
+        self.registry.register(_Families(self))
+
+    def handler(self, service: str, handler: str) -> _PerHandler:
+        found = self.handlers.get((service, handler))
+        if found is None:
+            found = self.handlers[(service, handler)] = _PerHandler()
+        return found
+
+    def store_counter(self, db: Rdict) -> Callable[[], Tally[str]]:
+        """A blocking count of the live work in the store as it is now (the iterator pins it).
+
+        Returns counts by invocation status, plus `"/inbox"` and `"/timers"`.
+        """
+        it = db.iter()
+
+        def count() -> Tally[str]:
+            tally: Tally[str] = Tally()
+            for prefix in (keys.INVOCATION, keys.TIMER, keys.OBJECT_LOCK):
+                it.seek(prefix)
+                while it.valid():
+                    key = it.key()
+                    if not key.startswith(prefix):
+                        break
+                    if prefix == keys.TIMER:
+                        tally["/timers"] += 1
+                    elif prefix == keys.OBJECT_LOCK:
+                        tally["/inbox"] += len(unpack(it.value())[1])
+                    else:
+                        tally[unpack(it.value())["st"]] += 1
+                    it.next()
+            return tally
+
+        return count
+
+    def add_base(self, base: Tally[str]) -> None:
+        """Adds the count taken at start to the changes counted since."""
+        self.timers += base.pop("/timers", 0)
+        self.inbox += base.pop("/inbox", 0)
+        self.by_status.update(base)
+
+    def batch_committed(self, batch: CommittedBatch) -> None:
+        """Counts what one batch changed: one pass over its changed keys, no store reads."""
+        self.batch_entries.observe(batch.entries)
+        self.fsync_seconds.observe(batch.fsync_seconds)
+        by_status = self.by_status
+        for _, old, new in batch.invocations:
+            if old is not None:
+                by_status[old["st"]] -= 1
+            if new is not None:
+                by_status[new["st"]] += 1
+                self._transition(old, new)
+        before, deleted = batch.before, batch.view.deleted
+        for key, value in batch.changed.items():
+            if key[0] not in _TIMER_OR_LOCK:  # one int test rules out most changed keys
+                continue
+            if key.startswith(keys.TIMER):
+                # A timer key is new (a fresh sequence number) or read before it is deleted.
+                self.timers += 0 if deleted(value) else 1
+                self.timers -= 0 if before.get(key) is None else 1
+            elif key.startswith(keys.OBJECT_LOCK):
+                raw = before.get(key)
+                self.inbox -= 0 if raw is None else len(unpack(raw)[1])
+                self.inbox += 0 if deleted(value) else len(value[1])
+
+    def _transition(self, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
+        numbers = self.handler(new["t"][0], new["t"][1])
+        if new["a"] >= 1 and (old is None or old["a"] == 0):
+            numbers.started += 1
+        retried = new["rc"] - (old["rc"] if old is not None else 0)
+        if retried > 0:
+            numbers.retries += retried
+        if new["st"] == "completed" and (old is None or old["st"] != "completed"):
+            if new["o"][0] == 1:  # an encoded Outcome: [1, code, message] is a failure
+                numbers.failed += 1
+            else:
+                numbers.completed += 1
+            numbers.duration.observe((new["ma"] - new["ca"]) / 1000)
+
+    def attempt_ended(self, service: str, handler: str, started: float) -> None:
+        """Records one attempt's run time (`started` from `time.perf_counter()`)."""
+        self.handler(service, handler).attempt.observe(time.perf_counter() - started)
