@@ -14,7 +14,7 @@ from collections import Counter as Tally
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
-from headway.sdk.journal import Call, Command, Send
+from headway.sdk.journal import Call, Command, Emit, Send
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import StatusCode
 
@@ -22,7 +22,7 @@ from .commit_record import CommittedBatch
 from .config import Config
 from .metrics import EngineMetrics
 from .store import Store
-from .tracing import Tracing, otlp_provider
+from .tracing import TRACEPARENT, Tracing, otlp_provider
 
 if TYPE_CHECKING:
     from .committer import Committer
@@ -95,12 +95,18 @@ class Observability:
                 self.metrics.attempt_ended(target.service, target.handler, started)
 
     def outgoing(self, command: Command) -> Command:
-        """A call or send, carrying the current attempt's trace context in its headers."""
-        if self.tracing is None or not isinstance(command, Call | Send):
+        """A call, send or emitted Kafka record, carrying the current attempt's trace context in
+        its headers (an emit keeps a `traceparent` the handler set itself)."""
+        if self.tracing is None:
             return command
-        return dataclasses.replace(
-            command, headers={**command.headers, **self.tracing.outgoing_headers()}
-        )
+        if isinstance(command, Call | Send):
+            return dataclasses.replace(
+                command, headers={**command.headers, **self.tracing.outgoing_headers()}
+            )
+        if isinstance(command, Emit) and TRACEPARENT not in command.headers:
+            carrier = {k: v.encode() for k, v in self.tracing.outgoing_headers().items()}
+            return dataclasses.replace(command, headers={**command.headers, **carrier})
+        return command
 
     def traceparent(self, invocation_id: str, headers: dict[str, str]) -> str | None:
         """The W3C `traceparent` of an invocation's span, or None when tracing is off.

@@ -74,8 +74,13 @@ def wait_for(probe: Callable[[], T | None], what: str, timeout: float = 15.0) ->
 
 
 def log_lines(engine: EngineProcess, prefix: str) -> list[str]:
-    """The lines of the engine's output that start with `prefix` (examples print effects)."""
-    return [line for line in engine.log().splitlines() if line.startswith(prefix)]
+    """The lines of the engine's output that start with `prefix` (examples print effects).
+
+    A SIGKILL can cut a printed line before its newline; the restarted engine's first banner
+    line then continues it, so banner lines are split off first.
+    """
+    text = engine.log().replace("headway: ", "\nheadway: ")
+    return [line for line in text.splitlines() if line.startswith(prefix)]
 
 
 # -- signup_workflow.py ----------------------------------------------------------------------
