@@ -10,6 +10,7 @@ from aiohttp import web
 from headway.sdk.journal import Outcome, Target, decode_command, describe
 
 from . import keys
+from .deployments.admin_routes import DeploymentRoutes
 from .engine import Engine
 from .entries import Cancel, Kill, ReplaceState
 from .http_errors import error, json_errors
@@ -70,6 +71,7 @@ class Admin:
         r.add_patch("/invocations/{id}/{op}", self.invocation_op)
         r.add_get("/services/{service}/state/{key}", self.get_state)
         r.add_put("/services/{service}/state/{key}", self.put_state)
+        DeploymentRoutes(engine).add_to(r)
 
     @property
     def store(self) -> Any:

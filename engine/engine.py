@@ -14,6 +14,7 @@ from . import keys
 from .actions import AbortAttempt, Action, Completed, Notify, RunAttempt, ScheduleTimer
 from .committer import Committer
 from .config import Config
+from .deployments.catalog import Deployments
 from .entries import Entry
 from .invoker import Invoker
 from .processor import Processor
@@ -47,6 +48,8 @@ class Engine:
             store, self.committer, self.registry,
             suspend_after=self.config.suspend_after, always_replay=self.config.always_replay,
         )  # fmt: skip
+        self.deployments = Deployments(store, self.registry)
+        self.deployments.attach(self.invoker)
         self.committer.start()
         self.timers.start()
         resumed = 0
@@ -64,6 +67,7 @@ class Engine:
         if self.store is None:
             return
         self.invoker.stop_all()
+        await self.deployments.close()
         await self.timers.stop()
         await self.committer.stop()
         self.store.close()

@@ -17,6 +17,7 @@ OBJECT_LOCK = b"vo/"
 STATE = b"s/"
 TIMER = b"tm/"
 PROMISES = b"pr/"
+DEPLOYMENT = b"dp/"
 
 
 def log(lsn: int) -> bytes:
@@ -58,6 +59,10 @@ def state(service: str, key: str) -> bytes:
 
 def promises(workflow: str, key: str) -> bytes:
     return PROMISES + object_key(workflow, key)
+
+
+def deployment(deployment_id: str) -> bytes:
+    return DEPLOYMENT + deployment_id.encode()
 
 
 def timer(due_ms: int, seq: int) -> bytes:

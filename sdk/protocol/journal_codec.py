@@ -60,6 +60,7 @@ class CompletionIds:
         self.next_id = 1
         self.first: dict[int, int] = {}  # journal index -> its first completion id
         self.by_id: dict[int, int] = {}  # completion id -> journal index
+        self.invocation_ids: set[int] = set()  # ids carrying a call's invocation id
 
     def allocate(self, index: int, command: j.Command) -> list[int]:
         count = completion_id_count(command)
@@ -67,6 +68,8 @@ class CompletionIds:
         self.next_id += count
         if allocated:
             self.first[index] = allocated[0]
+        if isinstance(command, j.Call | j.Send):
+            self.invocation_ids.add(allocated[0])
         for cid in allocated:
             self.by_id[cid] = index
         return allocated
@@ -149,14 +152,13 @@ def _check_ids(message: m.CommandMessage, expected: list[int], actual: list[int]
         )
 
 
-def decode_command(
-    message: m.CommandMessage, expected_ids: list[int], mint: MintInvocationId
-) -> j.Command:
+def decode_command(message: m.CommandMessage, next_id: int, mint: MintInvocationId) -> j.Command:
     """The journal command for a command message the SDK sent.
 
-    `expected_ids` are the completion ids the journal allocates for it; `mint` makes the
-    invocation id of a call or one-way call.
+    `next_id` is the next completion id the journal allocates; `mint` makes the invocation id
+    of a call or one-way call.
     """
+    expected_ids = [next_id, next_id + 1]
     if isinstance(message, m.GetEagerStateCommandMessage):
         value = message.value.content if message.value is not None else None
         return j.GetState(_utf8(message.key, "state key"), value)
@@ -211,7 +213,7 @@ def _decode_call(
         actual = [message.invocation_id_notification_idx, message.result_completion_id]
         _check_ids(message, expected_ids, actual)
         return j.Call(target, message.parameter, headers, idempotency_key, invocation_id)
-    _check_ids(message, expected_ids, [message.invocation_id_notification_idx])
+    _check_ids(message, expected_ids[:1], [message.invocation_id_notification_idx])
     return j.Send(
         target, message.parameter, headers, idempotency_key, invocation_id, message.invoke_time
     )
@@ -255,13 +257,14 @@ def replay_entries(
     input_message: m.InputCommandMessage,
     journal: list[j.Command],
     completions: dict[int, tuple[int, j.Outcome]],
+    cids: CompletionIds,
 ) -> list[m.Frame]:
     """The journal as the entries after StartMessage: commands and notifications, interleaved.
 
     A completion is placed after its command and after every completion that arrived before it
-    (its sequence number), so a replay sees notifications in the order they came in.
+    (its sequence number), so a replay sees notifications in the order they came in. `cids`
+    ends up holding the journal's completion ids, ready for the commands that follow.
     """
-    cids = CompletionIds()
     out: list[m.Frame] = [input_message]
     next_command = 0
 

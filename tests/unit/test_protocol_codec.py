@@ -255,8 +255,9 @@ def test_every_journal_command_round_trips_through_its_message() -> None:
     for index, command in enumerate(JOURNAL):
         message = encode_command(command, encoder.allocate(index, command))
         wire = type(message).decode(message.encode())
-        expected = decoder.allocate(index, command)
-        assert decode_command(wire, expected, _mint) == command
+        decoded = decode_command(wire, decoder.next_id, _mint)
+        decoder.allocate(index, decoded)
+        assert decoded == command
 
 
 def test_completion_ids_are_allocated_in_order_from_one() -> None:
@@ -270,7 +271,7 @@ def test_completion_ids_are_allocated_in_order_from_one() -> None:
 def test_a_command_with_unexpected_completion_ids_is_refused() -> None:
     message = m.RunCommandMessage(result_completion_id=5, name="step")
     with pytest.raises(ProtocolError, match=r"completion ids \[5\], expected \[1\]"):
-        decode_command(message, [1], _mint)
+        decode_command(message, 1, _mint)
 
 
 @pytest.mark.parametrize(
@@ -283,7 +284,7 @@ def test_a_command_with_unexpected_completion_ids_is_refused() -> None:
 )
 def test_unsupported_commands_are_clear_errors(message: m.CommandMessage) -> None:
     with pytest.raises(ProtocolError, match="not supported"):
-        decode_command(message, [1], _mint)
+        decode_command(message, 1, _mint)
 
 
 def test_replay_interleaves_notifications_in_arrival_order() -> None:
@@ -293,7 +294,11 @@ def test_replay_interleaves_notifications_in_arrival_order() -> None:
         signal_slot(17): (1, j.Outcome.ok(b"s")),
         0: (2, j.Outcome.fail(500, "no")),
     }
-    entries = replay_entries(m.InputCommandMessage(value=m.Value(b"in")), journal, completions)
+    cids = CompletionIds()
+    entries = replay_entries(
+        m.InputCommandMessage(value=m.Value(b"in")), journal, completions, cids
+    )
+    assert cids.next_id == 5 and cids.by_id == {1: 0, 2: 0, 3: 1, 4: 2}
     kinds = [type(e).__name__ for e in entries]
     assert kinds == [
         "InputCommandMessage",
