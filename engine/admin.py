@@ -51,6 +51,7 @@ def invocation_summary(invocation_id: str, status: dict[str, Any]) -> dict[str, 
         "last_failure": status["lf"],
         "idempotency_key": status["ik"],
         "invoked_by": status.get("by"),
+        "deployment": status.get("dp"),
         "journal_length": status["jl"],
         "outcome": _outcome_json(status["o"]),
     }
