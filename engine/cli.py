@@ -14,6 +14,7 @@ from typing import Any
 
 from .app_loader import AppLoadError, load_services
 from .config import SETTINGS, ConfigError, load_config
+from .deployments import cli as deployments_cli
 from .store import StoreLockedError
 
 ADMIN_URL = os.environ.get("HEADWAY_ADMIN_URL", "http://127.0.0.1:9070")
@@ -149,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     state_get.add_argument("service")
     state_get.add_argument("key")
 
+    deployments_cli.add_parser(sub)
+
     for p in (inv, services, state):
         for child in p._subparsers._group_actions[0].choices.values():  # type: ignore[union-attr]
             child.add_argument("--json", action="store_true", help="print JSON")
@@ -168,6 +171,8 @@ def main(argv: list[str] | None = None) -> None:
             _services(args)
         elif args.command == "state":
             _state(args)
+        elif args.command == "deployments":
+            deployments_cli.run(args, _admin, _table, _print)
     except (CliError, AppLoadError, ConfigError) as e:
         print(f"headway: error: {e}", file=sys.stderr)
         sys.exit(1)

@@ -7,6 +7,10 @@ calls through the ingress. The crash tests SIGKILL the deployment or the engine 
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -267,3 +271,36 @@ def test_concurrent_counter_adds_are_exact(cluster: Any) -> None:
     for t in threads:
         t.join()
     assert post(f"{engine.ingress}/Counter/busy/get") == (200, 20)
+
+
+def _cli(engine: EngineProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HEADWAY_ADMIN_URL": engine.admin}
+    return subprocess.run(
+        [sys.executable, "-m", "headway.engine", "deployments", *args],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+
+
+def test_cli_registers_lists_describes_and_removes(
+    engine_factory: Callable[..., EngineProcess], deployment_factory: DeploymentFactory
+) -> None:
+    b = deployment_factory("restate_sdk_app:app_b")
+    engine = engine_factory(None).start()
+    registered = _cli(engine, "register", b.uri, "--json")
+    assert registered.returncode == 0, registered.stderr
+    deployment_id = json.loads(registered.stdout)["id"]
+    listed = _cli(engine, "list")
+    assert listed.returncode == 0 and deployment_id in listed.stdout
+    assert listed.stdout.splitlines()[0].split() == ["ID", "URI", "PROTOCOL", "SERVICES"]
+    described = _cli(engine, "describe", deployment_id)
+    assert "shout(shared)" in described.stdout and b.uri in described.stdout
+    assert _cli(engine, "remove", deployment_id).stdout.strip() == f"removed {deployment_id}"
+    missing = _cli(engine, "describe", deployment_id)
+    assert missing.returncode == 1 and missing.stdout == ""
+    assert missing.stderr.strip() == (
+        f"headway: error: GET /deployments/{deployment_id}: 404 deployment not found: "
+        f"{deployment_id}"
+    )
+    bad = _cli(engine, "register", "nope")
+    assert bad.returncode == 1 and "invalid deployment uri" in bad.stderr
+    assert "Traceback" not in bad.stderr
