@@ -52,6 +52,16 @@ def _run_engine(args: argparse.Namespace, app: str | None) -> None:
         raise CliError(str(e)) from None
 
 
+def _serve(args: argparse.Namespace) -> None:
+    from .deployments.serve import serve_deployment
+
+    services = load_services(args.app)
+    try:
+        asyncio.run(serve_deployment(services, args.host, args.port))
+    except RuntimeError as e:
+        raise CliError(str(e)) from None
+
+
 def _admin(method: str, path: str, body: Any = None) -> Any:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(
@@ -130,6 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
     _engine_options(dev)
     server = sub.add_parser("server", help="run the engine alone")
     _engine_options(server)
+    serve = sub.add_parser(
+        "serve", help="serve APP's services over HTTP as a deployment (register it with an engine)"
+    )
+    serve.add_argument("app", metavar="APP", help="a .py file or module[:attr] defining services")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
+    serve.add_argument("--port", type=int, default=9080, help="port to listen on (default 9080)")
 
     inv = sub.add_parser("invocations", help="list, describe, cancel or kill invocations")
     inv_sub = inv.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -165,6 +183,8 @@ def main(argv: list[str] | None = None) -> None:
             _run_engine(args, args.app)
         elif args.command == "server":
             _run_engine(args, None)
+        elif args.command == "serve":
+            _serve(args)
         elif args.command == "invocations":
             _invocations(args)
         elif args.command == "services":

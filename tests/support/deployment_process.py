@@ -28,14 +28,14 @@ class DeploymentProcess:
     def uri(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def command(self) -> list[str]:
+        # --workers 0 serves in this process, so SIGKILL stops the handlers too.
+        return [sys.executable, "-m", "hypercorn", self.app, "--workers", "0",
+                "--bind", f"127.0.0.1:{self.port}"]  # fmt: skip
+
     def start(self, timeout: float = 20.0) -> DeploymentProcess:
         log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            # --workers 0 serves in this process, so SIGKILL stops the handlers too.
-            [sys.executable, "-m", "hypercorn", self.app, "--workers", "0",
-             "--bind", f"127.0.0.1:{self.port}"],
-            cwd=APPS, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        self.proc = subprocess.Popen(self.command(), cwd=APPS, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -57,3 +57,11 @@ class DeploymentProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+class HeadwayServeProcess(DeploymentProcess):
+    """`headway serve APP --port PORT`: Headway's own services as a deployment."""
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "headway.engine", "serve", self.app,
+                "--port", str(self.port)]  # fmt: skip

@@ -16,6 +16,7 @@ from headway.sdk.protocol.framing import (
     encode_frame,
     encode_frames,
 )
+from headway.sdk.protocol.invocation import read_request
 from headway.sdk.protocol.journal_codec import (
     CompletionIds,
     decode_command,
@@ -332,3 +333,53 @@ def test_awakeable_ids_map_to_signal_slots_or_journal_indexes() -> None:
     assert awakeable_slot(ids.awakeable_id(inv, 3, legacy=True)) == (inv, 3)
     with pytest.raises(ValueError, match="reserved"):
         awakeable_slot(ids.awakeable_id(inv, 1))
+
+
+def test_a_replay_reads_back_as_the_same_journal_and_completions() -> None:
+    journal: list[j.Command] = [
+        j.GetState("count", b"1"),
+        j.Run("a"),
+        j.Call(TARGET, b"1", {"h": "v"}, "ik", "inv_called"),
+        j.Send(j.Target("S", "h"), b"", {}, None, "inv_sent", 42),
+        j.Sleep("", 7),
+        j.PeekPromise("p"),
+        j.CompletePromise("p", j.Outcome.ok(b"1")),
+    ]
+    completions = {
+        1: (0, j.Outcome.ok(b"r")),
+        4: (1, j.Outcome.ok()),
+        2: (2, j.Outcome.fail(500, "no")),
+        5: (3, j.Outcome(value=None)),
+        6: (4, j.Outcome.ok()),
+        signal_slot(17): (5, j.Outcome.ok(b"s")),
+    }
+    entries = replay_entries(m.InputCommandMessage(), journal, completions, CompletionIds())
+    replay = read_request([m.StartMessage(known_entries=len(entries)), *entries])
+    assert replay.journal == journal
+    assert replay.completions == completions
+    assert replay.cids.next_id == 8
+
+
+@pytest.mark.parametrize(
+    ("frames", "error"),
+    [
+        ([], "begin with StartMessage"),
+        ([m.StartMessage(known_entries=2), m.InputCommandMessage()], "announced 2 entries"),
+        ([m.StartMessage(known_entries=1), m.RunCommandMessage()], "begin with InputCommand"),
+        (
+            [m.StartMessage(known_entries=2), m.InputCommandMessage(), m.EndMessage()],
+            "cannot appear in a journal",
+        ),
+        (
+            [
+                m.StartMessage(known_entries=2),
+                m.InputCommandMessage(),
+                m.RunCompletionNotificationMessage(completion_id=3, value=m.Value()),
+            ],
+            "unknown completion 3",
+        ),
+    ],
+)
+def test_malformed_requests_are_clear_errors(frames: list[m.Frame], error: str) -> None:
+    with pytest.raises(ProtocolError, match=error):
+        read_request(frames)
