@@ -107,5 +107,24 @@ async def nap(ctx: Context, millis: int) -> str:
     return "rested"
 
 
-app_a = restate.app(services=[counter, steps, greeter, signup, waiter, sleeper])
+stuck = restate.Service(
+    "Stuck",
+    inactivity_timeout=timedelta(milliseconds=300),
+    abort_timeout=timedelta(milliseconds=300),
+)
+
+
+@stuck.handler()
+async def hang(ctx: Context, path: str) -> str:
+    """A step that never finishes in time: the engine must drop the attempt and retry."""
+
+    async def slow() -> str:
+        _append(path, "attempt")
+        await asyncio.sleep(60)
+        return "never"
+
+    return await ctx.run_typed("slow", slow)
+
+
+app_a = restate.app(services=[counter, steps, greeter, signup, waiter, sleeper, stuck])
 app_b = restate.app(services=[echo])

@@ -118,7 +118,7 @@ def test_registration_is_idempotent_and_listed(cluster: Any) -> None:
     status, described = get(f"{engine.admin}/deployments/{again['id']}")
     assert status == 200 and described["protocol_version"] in (5, 6)
     assert {s["name"] for s in described["services"]} == {
-        "Counter", "Steps", "Greeter", "Signup", "Waiter", "Sleeper",
+        "Counter", "Steps", "Greeter", "Signup", "Waiter", "Sleeper", "Stuck",
     }  # fmt: skip
     counter = next(s for s in described["services"] if s["name"] == "Counter")
     assert counter == {
@@ -215,7 +215,34 @@ def test_in_flight_invocations_stay_on_their_deployment(
     assert attach(engine, old) == (200, "got late")
 
 
+def test_cancelling_a_remote_invocation_sends_the_cancel_signal(
+    cluster: Any, tmp_path: Path
+) -> None:
+    engine, _, _ = cluster
+    id_file = tmp_path / "awakeable.txt"
+    _, accepted = post(f"{engine.ingress}/Waiter/wait/send", str(id_file))
+    invocation_id = accepted["invocationId"]
+    wait_until(lambda: lines(id_file), what="the awakeable id")
+    status, _ = call("PATCH", f"{engine.admin}/invocations/{invocation_id}/cancel")
+    assert status == 202
+    assert attach(engine, invocation_id) == (409, {"code": 409, "message": "cancelled"})
+
+
 # -- breaking things ---------------------------------------------------------------------------
+
+
+def test_a_stuck_handler_is_aborted_and_retried(cluster: Any, tmp_path: Path) -> None:
+    engine, _, _ = cluster
+    attempts = tmp_path / "attempts.txt"
+    _, accepted = post(f"{engine.ingress}/Stuck/hang/send", str(attempts))
+    invocation_id = accepted["invocationId"]
+    wait_until(lambda: len(lines(attempts)) >= 2, timeout=20, what="a second attempt")
+    _, described = get(f"{engine.admin}/invocations/{invocation_id}")
+    assert described["retry_count"] >= 1
+    assert "Timeout" in described["last_failure"], described["last_failure"]
+    status, _ = call("PATCH", f"{engine.admin}/invocations/{invocation_id}/kill")
+    assert status == 202
+    assert attach(engine, invocation_id) == (409, {"code": 409, "message": "killed"})
 
 
 def test_deployment_killed_mid_handler_does_not_redo_completed_steps(
