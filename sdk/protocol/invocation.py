@@ -17,12 +17,12 @@ from collections.abc import Awaitable
 from ..context import Request
 from ..definitions import Handler
 from ..errors import JournalMismatchError, SuspendedError, TerminalError
-from ..journal import Awakeable, Call, Command, Emit, Outcome, PeekPromise, Send, Target
+from ..journal import Call, Command, Emit, Outcome, PeekPromise, Send, Target
 from ..server_context import ServerContext
 from ..state_machine import StateMachine
 from . import journal_codec as codec
 from . import messages as m
-from .signals import signal_slot
+from .signals import SIGNAL_BASE, is_signal_slot, signal_slot
 from .wire import ProtocolError
 
 _PLACEHOLDER_ID = ""  # a replayed call's id arrives in the notification after it
@@ -99,7 +99,9 @@ class ProtocolInvocation:
         self.handler = handler
         self.out: list[m.Frame] = []
         self.cids = replay.cids
-        self.sm = StateMachine(list(replay.journal), dict(replay.completions), self)
+        self.sm = StateMachine(
+            list(replay.journal), dict(replay.completions), self, signal_awakeables=True
+        )
         self.task: asyncio.Task[None] | None = None
         self._suspended = False
 
@@ -154,9 +156,8 @@ class ProtocolInvocation:
     # -- Transport -------------------------------------------------------------------------
 
     def append(self, index: int, command: Command) -> Awaitable[None]:
-        if isinstance(command, Awakeable | Emit):
-            name = "ctx.awakeable" if isinstance(command, Awakeable) else "ctx.emit"
-            raise ProtocolError(f"{name} is not available to services served over HTTP yet")
+        if isinstance(command, Emit):
+            raise ProtocolError("ctx.emit is not available to services served over HTTP yet")
         self.out.append(codec.encode_command(command, self.cids.allocate(index, command)))
         return _done()  # the engine makes it durable before anything can depend on it
 
@@ -178,8 +179,14 @@ class ProtocolInvocation:
     def _suspend(self) -> None:
         if self.task is None or self.task.done() or not self.sm.awaiting or self.sm.runs_in_flight:
             return
-        journal = self.sm.journal
-        waiting = [self.cids.result_id(i, journal[i]) for i in sorted(self.sm.awaiting)]
-        self.out.append(m.SuspensionMessage(waiting_completions=waiting))
+        journal, awaiting = self.sm.journal, sorted(self.sm.awaiting)
+        self.out.append(
+            m.SuspensionMessage(
+                waiting_completions=[
+                    self.cids.result_id(i, journal[i]) for i in awaiting if not is_signal_slot(i)
+                ],
+                waiting_signals=[i - SIGNAL_BASE for i in awaiting if is_signal_slot(i)],
+            )
+        )
         self._suspended = True
         self.task.cancel()

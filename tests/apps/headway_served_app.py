@@ -70,3 +70,14 @@ async def run(ctx: WorkflowContext, item: str) -> str:
 @approval.handler()
 async def decide(ctx: WorkflowSharedContext, verdict: str) -> None:
     await ctx.promise("verdict").resolve(verdict)
+
+
+doorbell = Service("Doorbell")
+
+
+@doorbell.handler()
+async def ring(ctx: Context, path: str) -> str:
+    """Publishes an awakeable's id to `path`, then waits for someone to resolve it."""
+    awakeable_id, answer = ctx.awakeable(str)
+    await ctx.run("publish", _append, path, awakeable_id)
+    return f"opened by {await answer}"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from deployment_process import APPS, HeadwayServeProcess
 from engine_process import EngineProcess
-from http_json import get, post
+from http_json import get, post, wait_until
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def test_served_services_run_through_the_engine(
     _, listed = get(f"{engine.admin}/deployments")
     [deployment] = listed["deployments"]
     assert {s["name"]: s["kind"] for s in deployment["services"]} == {
-        "Tally": "object", "Chores": "service", "Approval": "workflow",
+        "Tally": "object", "Chores": "service", "Approval": "workflow", "Doorbell": "service",
     }  # fmt: skip
     assert post(f"{engine.ingress}/Tally/a/add", 4) == (200, 4)
     assert post(f"{engine.ingress}/Tally/a/add", 3) == (200, 7)
@@ -46,6 +46,29 @@ def test_served_services_run_through_the_engine(
     assert status == 202, accepted
     assert post(f"{engine.ingress}/Approval/car/decide", "approved")[0] == 200
     assert get(f"{engine.ingress}/restate/workflow/Approval/car/attach") == (200, "car: approved")
+
+
+def test_an_awakeable_is_a_signal_resolved_over_http(
+    served: tuple[EngineProcess, HeadwayServeProcess], tmp_path: Path
+) -> None:
+    engine, _ = served
+    id_file = tmp_path / "awakeable.txt"
+    status, accepted = post(f"{engine.ingress}/Doorbell/ring/send", str(id_file))
+    assert status == 202, accepted
+    wait_until(id_file.exists, what="the awakeable id")
+    [awakeable_id] = id_file.read_text().splitlines()
+    assert awakeable_id.startswith("sign_1")
+    wait_until(
+        lambda: (
+            get(f"{engine.admin}/invocations/{accepted['invocationId']}")[1]["status"]
+            == "suspended"
+        ),
+        what="the handler to suspend",
+    )
+    status, _ = post(f"{engine.ingress}/restate/awakeables/{awakeable_id}/resolve", "ada")
+    assert status == 202
+    invocation = f"{engine.ingress}/restate/invocation/{accepted['invocationId']}/attach"
+    assert get(invocation) == (200, "opened by ada")
 
 
 def test_the_endpoint_answers_discovery_and_refuses_bad_requests(
