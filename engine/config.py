@@ -38,6 +38,8 @@ SETTINGS: list[Setting] = [
             "test mode: suspend and replay every invocation after each step"),
     Setting("max_batch", int, 4096, "HEADWAY_MAX_BATCH",
             "most log entries in one group commit"),
+    Setting("max_protocol_version", int, 7, "HEADWAY_MAX_PROTOCOL_VERSION",
+            "newest service protocol version offered to deployments (5 to 7)"),
 ]  # fmt: skip
 
 
@@ -52,6 +54,7 @@ class Config:
     suspend_after: float = 1.0
     always_replay: bool = False
     max_batch: int = 4096
+    max_protocol_version: int = 7
 
 
 class ConfigError(ValueError):

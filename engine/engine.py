@@ -48,7 +48,7 @@ class Engine:
             store, self.committer, self.registry,
             suspend_after=self.config.suspend_after, always_replay=self.config.always_replay,
         )  # fmt: skip
-        self.deployments = Deployments(store, self.registry)
+        self.deployments = Deployments(store, self.registry, self.config.max_protocol_version)
         self.deployments.attach(self.invoker)
         self.committer.start()
         self.timers.start()

@@ -43,6 +43,26 @@ log = logging.getLogger("headway.deployments")
 DEFAULT_INACTIVITY = timedelta(seconds=60)
 DEFAULT_ABORT = timedelta(seconds=60)
 ALREADY_COMPLETE = -1  # a suspension on a call's invocation id: the replay carries it
+FAIL_BEHAVIOR = 2
+
+
+def _waiting(message: m.SuspensionMessage) -> tuple[list[int], list[int], list[str]]:
+    """What a suspension waits on: V5/V6 list it, V7 describes a tree of futures.
+
+    The engine resumes the invocation when any of them completes, which is enough to let the
+    await point make progress whatever its combinators.
+    """
+    completions = list(message.waiting_completions)
+    signals = list(message.waiting_signals)
+    named = list(message.waiting_named_signals)
+    pending = [message.awaiting_on] if message.awaiting_on is not None else []
+    while pending:
+        future = pending.pop()
+        completions += future.waiting_completions
+        signals += future.waiting_signals
+        named += future.waiting_named_signals
+        pending += future.nested_futures
+    return completions, signals, named
 
 
 def _now_ms() -> int:
@@ -181,8 +201,12 @@ class RemoteAttempt:
             self._suspend(message)
             return True
         elif isinstance(message, m.ErrorMessage):
-            delay = message.next_retry_delay
-            self._failed(f"{message.code}: {message.message}", delay)
+            if message.behavior == FAIL_BEHAVIOR:  # V7: end the invocation, no retry
+                failure = Outcome.fail(message.code or 500, message.message)
+                self._submit(End(self.invocation_id, self.attempt, failure))
+                self._done()
+            else:  # retry; pausing (V7) is not supported, so a pause retries too
+                self._failed(f"{message.code}: {message.message}", message.next_retry_delay)
             return True
         elif not isinstance(message, m.AwaitingOnMessage | m.CommandAckMessage):
             raise ProtocolError(f"a deployment may not send {type(message).__name__}")
@@ -207,15 +231,16 @@ class RemoteAttempt:
         return ids.new_invocation_id(ids.partition_key_for(target.service, target.key))
 
     def _suspend(self, message: m.SuspensionMessage) -> None:
-        if message.waiting_named_signals:
+        completions, signals, named = _waiting(message)
+        if named:
             raise ProtocolError("named signals are not supported")
         waiting: list[int] = []
-        for cid in message.waiting_completions:
+        for cid in completions:
             index = self.cids.by_id.get(cid)
             if index is None:
                 raise ProtocolError(f"the suspension waits on unknown completion {cid}")
             waiting.append(ALREADY_COMPLETE if cid in self.cids.invocation_ids else index)
-        waiting += [signal_slot(s) for s in message.waiting_signals]
+        waiting += [signal_slot(s) for s in signals]
         self._submit(Suspend(self.invocation_id, self.attempt, sorted(set(waiting))))
         self._done()
 

@@ -53,9 +53,10 @@ def _canonical(manifest: Any) -> str:
 class Deployments:
     """Deployments by id, and which one serves each remote service now."""
 
-    def __init__(self, store: Store, registry: Registry) -> None:
+    def __init__(self, store: Store, registry: Registry, max_protocol: int) -> None:
         self.store = store
         self.registry = registry
+        self.max_protocol = max_protocol
         self.by_id: dict[str, Deployment] = {}
         self._session: aiohttp.ClientSession | None = None
         self._lock = asyncio.Lock()
@@ -105,12 +106,14 @@ class Deployments:
                 manifest = parse_manifest(raw, deployment_id)
             except ManifestError as e:
                 raise DiscoveryError(f"bad manifest from {uri}/discover: {e}") from None
-            protocol = versions.negotiate(manifest.min_protocol, manifest.max_protocol)
+            protocol = versions.negotiate(
+                manifest.min_protocol, min(manifest.max_protocol, self.max_protocol)
+            )
             if protocol is None:
+                offered = [f"v{v}" for v in versions.SUPPORTED_VERSIONS if v <= self.max_protocol]
                 raise DiscoveryError(
                     f"{uri} speaks service protocol v{manifest.min_protocol}.."
-                    f"v{manifest.max_protocol}; the engine speaks "
-                    f"{', '.join(f'v{v}' for v in versions.SUPPORTED_VERSIONS)}"
+                    f"v{manifest.max_protocol}; the engine speaks {', '.join(offered)}"
                 )
             self._check_clashes(manifest.services)
             deployment = Deployment(

@@ -52,8 +52,8 @@ def make_app(services: list[ServiceDefinition]) -> web.Application:
 
     async def invoke(request: web.Request) -> web.Response:
         version = versions.parse_invocation_content_type(request.headers.get("content-type", ""))
-        if version not in versions.SUPPORTED_VERSIONS:
-            supported = ", ".join(f"v{v}" for v in versions.SUPPORTED_VERSIONS)
+        if version not in versions.ENDPOINT_VERSIONS:
+            supported = ", ".join(f"v{v}" for v in versions.ENDPOINT_VERSIONS)
             return _error(415, f"unsupported protocol version; this endpoint speaks {supported}")
         service, name = request.match_info["service"], request.match_info["handler"]
         definition = by_name.get(service)

@@ -13,7 +13,6 @@ from .messages import FRAMES, Frame
 from .wire import ProtocolError
 
 HEADER = struct.Struct(">HHI")
-REQUESTED_ACK_FLAG = 0x8000  # V7: a ProposeRunCompletion asking for an ack
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024  # Restate's default message size limit
 
 

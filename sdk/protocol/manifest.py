@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from ..definitions import HandlerOptions, ServiceDefinition
-from .versions import SUPPORTED_VERSIONS
+from .versions import ENDPOINT_VERSIONS
 
 _SERVICE_TYPES = {"service": "SERVICE", "object": "VIRTUAL_OBJECT", "workflow": "WORKFLOW"}
 
@@ -39,8 +39,8 @@ def build_manifest(services: list[ServiceDefinition], manifest_version: int) -> 
     """The manifest for these services, in the given manifest version."""
     return {
         "protocolMode": "REQUEST_RESPONSE",
-        "minProtocolVersion": min(SUPPORTED_VERSIONS),
-        "maxProtocolVersion": max(SUPPORTED_VERSIONS),
+        "minProtocolVersion": min(ENDPOINT_VERSIONS),
+        "maxProtocolVersion": max(ENDPOINT_VERSIONS),
         "services": [
             {
                 "name": definition.name,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-SUPPORTED_VERSIONS = (5, 6)  # service protocol versions the engine speaks
+SUPPORTED_VERSIONS = (5, 6, 7)  # service protocol versions the engine speaks to deployments
+ENDPOINT_VERSIONS = (5, 6)  # versions `headway serve` answers in
 MANIFEST_VERSIONS = (2, 3, 4)  # endpoint manifest versions the engine reads
 
 

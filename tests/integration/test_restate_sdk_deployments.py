@@ -47,12 +47,19 @@ def register(engine: EngineProcess, uri: str) -> tuple[int, Any]:
 
 @pytest.fixture
 def cluster(
-    engine_factory: Callable[..., EngineProcess], deployment_factory: DeploymentFactory
+    request: pytest.FixtureRequest,
+    engine_factory: Callable[..., EngineProcess],
+    deployment_factory: DeploymentFactory,
 ) -> tuple[EngineProcess, DeploymentProcess, DeploymentProcess]:
-    """An engine with deployments A (most services) and B (Echo) registered."""
+    """An engine with deployments A (most services) and B (Echo) registered.
+
+    Parametrized indirectly with a protocol version, the engine offers no newer one.
+    """
     a = deployment_factory("restate_sdk_app:app_a")
     b = deployment_factory("restate_sdk_app:app_b")
-    engine = engine_factory(None).start()
+    version = getattr(request, "param", None)
+    env = {"HEADWAY_MAX_PROTOCOL_VERSION": str(version)} if version else None
+    engine = engine_factory(None, env=env).start()
     for deployment in (a, b):
         status, body = register(engine, deployment.uri)
         assert status == 201, body
@@ -67,8 +74,15 @@ def attach(engine: EngineProcess, invocation_id: str, timeout: float = 30.0) -> 
     return get(f"{engine.ingress}/restate/invocation/{invocation_id}/attach", timeout=timeout)
 
 
+BOTH_VERSIONS = pytest.mark.parametrize("cluster", [6, 7], indirect=True, ids=["v6", "v7"])
+
+
+@BOTH_VERSIONS
 def test_services_answer_through_the_ingress(cluster: Any, tmp_path: Path) -> None:
     engine, _, _ = cluster
+    _, listed = get(f"{engine.admin}/deployments")
+    version = int(engine.env.get("HEADWAY_MAX_PROTOCOL_VERSION", "7"))
+    assert {d["protocol_version"] for d in listed["deployments"]} == {version}
     assert post(f"{engine.ingress}/Counter/ada/add", 5) == (200, 5)
     assert post(f"{engine.ingress}/Counter/ada/add", 3) == (200, 8)
     assert post(f"{engine.ingress}/Counter/bob/add", 1) == (200, 1)
@@ -82,6 +96,7 @@ def test_services_answer_through_the_ingress(cluster: Any, tmp_path: Path) -> No
     assert post(f"{engine.ingress}/Sleeper/nap", 300) == (200, "rested")
 
 
+@BOTH_VERSIONS
 def test_workflow_promise_and_awakeable(cluster: Any, tmp_path: Path) -> None:
     engine, _, _ = cluster
     status, accepted = post(f"{engine.ingress}/Signup/ann/run/send", "ann@example.com")
@@ -116,7 +131,7 @@ def test_registration_is_idempotent_and_listed(cluster: Any) -> None:
     status, again = register(engine, a.uri + "/")
     assert status == 200 and again["id"] == first["deployments"][0]["id"]
     status, described = get(f"{engine.admin}/deployments/{again['id']}")
-    assert status == 200 and described["protocol_version"] in (5, 6)
+    assert status == 200 and described["protocol_version"] == 7
     assert {s["name"] for s in described["services"]} == {
         "Counter", "Steps", "Greeter", "Signup", "Waiter", "Sleeper", "Stuck",
     }  # fmt: skip
@@ -245,6 +260,7 @@ def test_a_stuck_handler_is_aborted_and_retried(cluster: Any, tmp_path: Path) ->
     assert attach(engine, invocation_id) == (409, {"code": 409, "message": "killed"})
 
 
+@BOTH_VERSIONS
 def test_deployment_killed_mid_handler_does_not_redo_completed_steps(
     cluster: Any, deployment_factory: DeploymentFactory, tmp_path: Path
 ) -> None:

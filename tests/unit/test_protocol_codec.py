@@ -220,7 +220,8 @@ def test_content_types_and_negotiation() -> None:
     bad = "application/vnd.restate.endpointmanifest.v+json"
     assert versions.parse_manifest_content_type(bad) is None
     assert "v2+json" in versions.manifest_accept_header()
-    assert versions.negotiate(5, 7) == 6
+    assert versions.negotiate(5, 7) == 7
+    assert versions.negotiate(5, 6) == 6
     assert versions.negotiate(1, 4) is None
 
 
@@ -383,3 +384,16 @@ def test_a_replay_reads_back_as_the_same_journal_and_completions() -> None:
 def test_malformed_requests_are_clear_errors(frames: list[m.Frame], error: str) -> None:
     with pytest.raises(ProtocolError, match=error):
         read_request(frames)
+
+
+def test_a_v7_suspension_tree_is_flattened() -> None:
+    from headway.engine.deployments.attempt import _waiting
+
+    message = m.SuspensionMessage(
+        awaiting_on=m.Future(
+            waiting_completions=[3],
+            nested_futures=[m.Future(waiting_signals=[1, 17], waiting_named_signals=["n"])],
+        )
+    )
+    assert _waiting(message) == ([3], [1, 17], ["n"])
+    assert _waiting(m.SuspensionMessage(waiting_completions=[2])) == ([2], [], [])
