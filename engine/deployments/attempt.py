@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from headway.sdk import ids
+from headway.sdk.definitions import HandlerOptions
 from headway.sdk.journal import Command, Outcome, Target, decode_command
 from headway.sdk.protocol import journal_codec as codec
 from headway.sdk.protocol import messages as m
@@ -33,6 +34,7 @@ from headway.sdk.protocol.wire import ProtocolError
 
 from .. import keys
 from ..entries import Append, AttemptFailed, Complete, End, Suspend
+from ..registry import DEFAULT_RETRY
 
 if TYPE_CHECKING:
     from ..invoker import Invoker
@@ -113,11 +115,18 @@ class RemoteAttempt:
             log.exception("remote attempt of %s failed", self.invocation_id)
             self._failed(f"{type(e).__name__}: {e}")
 
+    def _options(self) -> HandlerOptions:
+        """The handler's options as the pinned deployment declared them."""
+        services = self.deployment.services if self.deployment is not None else []
+        for info in services:
+            if info.name == self.target.service and self.target.handler in info.handlers:
+                return info.handlers[self.target.handler].options
+        return HandlerOptions()
+
     def _timeouts(self) -> tuple[float, float]:
-        info = self.invoker.registry.lookup(self.target.service, self.target.handler)
-        options = info[1].options if info else None
-        inactivity = (options and options.inactivity_timeout) or DEFAULT_INACTIVITY
-        abort = (options and options.abort_timeout) or DEFAULT_ABORT
+        options = self._options()
+        inactivity = options.inactivity_timeout or DEFAULT_INACTIVITY
+        abort = options.abort_timeout or DEFAULT_ABORT
         return inactivity.total_seconds(), abort.total_seconds()
 
     async def _exchange(self, deployment: Deployment) -> None:
@@ -253,7 +262,7 @@ class RemoteAttempt:
 
     def _failed(self, message: str, delay_ms: int | None = None) -> None:
         failures = int(self.status["rc"]) + 1
-        policy = self.invoker.registry.retry_policy(self.target.service, self.target.handler)
+        policy = self._options().retry_policy or DEFAULT_RETRY
         self.invoker.retries += 1
         self._done()
         if policy.exhausted(failures):

@@ -14,7 +14,7 @@ from aiohttp import web
 from ..definitions import ServiceDefinition
 from ..journal import Target
 from . import versions
-from .framing import FrameDecoder, encode_frames
+from .framing import decode_frames, encode_frames
 from .invocation import ProtocolInvocation, read_request
 from .manifest import build_manifest
 from .wire import ProtocolError
@@ -60,10 +60,7 @@ def make_app(services: list[ServiceDefinition]) -> web.Application:
         if definition is None or name not in definition.handlers:
             return _error(404, f"no handler {service}/{name} here")
         try:
-            decoder = FrameDecoder()
-            frames = [message for message, _ in decoder.feed(await request.read())]
-            decoder.finish()
-            replay = read_request(frames)
+            replay = read_request(decode_frames(await request.read()))
         except ProtocolError as e:
             return _error(400, f"bad protocol request: {e}")
         target = Target(service, name, replay.start.key if definition.kind != "service" else None)

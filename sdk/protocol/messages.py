@@ -562,6 +562,3 @@ FRAMES: dict[int, type[Frame]] = {
         GetInvocationOutputCompletionNotificationMessage, SignalNotificationMessage,
     )
 }  # fmt: skip
-
-CANCEL_SIGNAL = 1
-FIRST_AWAKEABLE_SIGNAL = 17
