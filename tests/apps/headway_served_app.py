@@ -6,6 +6,7 @@ re-executions.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -48,8 +49,9 @@ async def do(ctx: Context, req: dict[str, Any]) -> list[str]:
     done = []
     for i in range(int(req["count"])):
 
-        def step(i: int = i) -> str:
+        async def step(i: int = i) -> str:
             _append(req["file"], f"chore {i}")
+            await asyncio.sleep(float(req.get("pause", 0)))
             return f"did {i}"
 
         done.append(await ctx.run(f"chore {i}", step))

@@ -48,6 +48,25 @@ def test_served_services_run_through_the_engine(
     assert get(f"{engine.ingress}/restate/workflow/Approval/car/attach") == (200, "car: approved")
 
 
+def test_a_killed_deployment_redoes_only_the_unfinished_step(
+    served: tuple[EngineProcess, HeadwayServeProcess], tmp_path: Path
+) -> None:
+    engine, deployment = served
+    chores_file = tmp_path / "chores.txt"
+    body = {"count": 3, "file": str(chores_file), "pause": 1.0}
+    _, accepted = post(f"{engine.ingress}/Chores/do/send", body)
+
+    def lines() -> list[str]:
+        return chores_file.read_text().splitlines() if chores_file.exists() else []
+
+    wait_until(lambda: "chore 1" in lines(), timeout=20, what="chore 1 to start")
+    deployment.kill()  # inside chore 1: chore 0 is journaled, chore 1 is not
+    deployment.start()
+    invocation = f"{engine.ingress}/restate/invocation/{accepted['invocationId']}/attach"
+    assert get(invocation, timeout=60) == (200, ["did 0", "did 1", "did 2", "tally 3"])
+    assert lines() == ["chore 0", "chore 1", "chore 1", "chore 2"]
+
+
 def test_an_awakeable_is_a_signal_resolved_over_http(
     served: tuple[EngineProcess, HeadwayServeProcess], tmp_path: Path
 ) -> None:
