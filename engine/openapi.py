@@ -80,7 +80,10 @@ OPENAPI: dict[str, Any] = {
                         "application/json": {
                             "schema": {
                                 "type": "object",
-                                "properties": {"uri": {"type": "string"}},
+                                "properties": {
+                                    "uri": {"type": "string"},
+                                    "http2": {"type": "boolean", "default": False},
+                                },
                                 "required": ["uri"],
                             }
                         }

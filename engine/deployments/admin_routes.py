@@ -28,6 +28,7 @@ def deployment_json(deployment: Deployment, latest: dict[str, str | None]) -> di
         "id": deployment.id,
         "uri": deployment.uri,
         "protocol_version": deployment.protocol,
+        "http2": deployment.http2,
         "created_at": deployment.created_at,
         "services": [_service_json(s) for s in deployment.services],
         # whether new invocations of each of its services go here
@@ -56,7 +57,10 @@ class DeploymentRoutes:
         if not isinstance(body, dict):
             return error(400, 'expected a JSON body {"uri": "http://host:port"}')
         try:
-            deployment, created = await self.engine.deployments.register(body.get("uri"))
+            deployments = self.engine.deployments
+            deployment, created = await deployments.register(
+                body.get("uri"), body.get("http2", False)
+            )
         except DiscoveryError as e:
             return error(e.status, str(e))
         return web.json_response(

@@ -30,6 +30,7 @@ from ..store import Store, pack
 from .attempt import RemoteAttempt
 from .discovery import DiscoveryError, discover, normalize_uri
 from .manifest import ManifestError, parse_manifest
+from .streaming import StreamingAttempt
 
 
 @dataclasses.dataclass
@@ -40,10 +41,11 @@ class Deployment:
     manifest: dict[str, Any]
     created_at: int
     services: list[ServiceInfo]
+    http2: bool = False  # attempts stream over HTTP/2 (h2c) instead of request/response
 
     def record(self) -> dict[str, Any]:
         return {"id": self.id, "uri": self.uri, "p": self.protocol, "m": self.manifest,
-                "ca": self.created_at}  # fmt: skip
+                "ca": self.created_at, "h2": self.http2}  # fmt: skip
 
 
 def _canonical(manifest: Any) -> str:
@@ -68,7 +70,7 @@ class Deployments:
             manifest = parse_manifest(record["m"], record["id"])
             deployment = Deployment(
                 record["id"], record["uri"], record["p"], record["m"], record["ca"],
-                manifest.services,
+                manifest.services, bool(record.get("h2")),
             )  # fmt: skip
             self.by_id[deployment.id] = deployment
             self._install(deployment)
@@ -78,6 +80,8 @@ class Deployments:
         self, invoker: Invoker, invocation_id: str, status: dict[str, Any]
     ) -> RemoteAttempt:
         deployment = self.by_id.get(str(status["dp"]))
+        if deployment is not None and deployment.http2:
+            return StreamingAttempt(invoker, self.session(), deployment, invocation_id, status)
         return RemoteAttempt(invoker, self.session(), deployment, invocation_id, status)
 
     def session(self) -> aiohttp.ClientSession:
@@ -93,13 +97,19 @@ class Deployments:
 
     # -- registration ----------------------------------------------------------------------
 
-    async def register(self, raw_uri: Any) -> tuple[Deployment, bool]:
+    async def register(self, raw_uri: Any, http2: Any = False) -> tuple[Deployment, bool]:
         """Discovers and registers; (deployment, whether it is new). Raises DiscoveryError."""
         uri = normalize_uri(raw_uri)
+        if not isinstance(http2, bool):
+            raise DiscoveryError("http2 must be true or false")
         async with self._lock:
             raw = await discover(self.session(), uri)
             existing = self._latest_at(uri)
-            if existing is not None and _canonical(existing.manifest) == _canonical(raw):
+            if (
+                existing is not None
+                and _canonical(existing.manifest) == _canonical(raw)
+                and existing.http2 == http2
+            ):
                 return existing, False
             deployment_id = ids.new_deployment_id()
             try:
@@ -117,8 +127,9 @@ class Deployments:
                 )
             self._check_clashes(manifest.services)
             deployment = Deployment(
-                deployment_id, uri, protocol, raw, int(time.time() * 1000), manifest.services
-            )
+                deployment_id, uri, protocol, raw, int(time.time() * 1000), manifest.services,
+                http2,
+            )  # fmt: skip
             self._write(keys.deployment(deployment_id), deployment.record())
             self.by_id[deployment_id] = deployment
             self._install(deployment)

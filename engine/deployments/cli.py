@@ -21,6 +21,10 @@ def add_parser(sub: Any) -> None:
         "register", help="discover a deployment's services (GET URI/discover) and route them there"
     )
     register.add_argument("uri", metavar="URI", help="the deployment's base URI, http://host:port")
+    register.add_argument(
+        "--http2", action="store_true",
+        help="stream attempts over HTTP/2 (h2c) instead of HTTP/1.1 request/response",
+    )  # fmt: skip
     actions.add_parser("list", help="list deployments")
     for action, what in (("describe", "show one deployment"), ("remove", "forget a deployment")):
         p = actions.add_parser(action, help=what)
@@ -33,7 +37,8 @@ def _row(deployment: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": deployment["id"],
         "uri": deployment["uri"],
-        "protocol": f"v{deployment['protocol_version']}",
+        "protocol": f"v{deployment['protocol_version']}"
+        + (" h2" if deployment.get("http2") else ""),
         "services": ", ".join(s["name"] for s in deployment["services"]),
     }
 
@@ -51,7 +56,7 @@ def _describe(deployment: dict[str, Any], table: Table) -> str:
 
 def run(args: argparse.Namespace, admin: Admin, table: Table, show: Show) -> None:
     if args.action == "register":
-        deployment = admin("POST", "/deployments", {"uri": args.uri})
+        deployment = admin("POST", "/deployments", {"uri": args.uri, "http2": args.http2})
         show(args, deployment, f"registered {deployment['id']}\n" + _describe(deployment, table))
     elif args.action == "list":
         rows = admin("GET", "/deployments")["deployments"]

@@ -87,7 +87,8 @@ async def confirm(ctx: WorkflowSharedContext, code: str) -> str:
     return "ok"
 
 
-waiter = restate.Service("Waiter")
+# Over a stream, a short inactivity timeout makes the engine ask the waiting handler to suspend.
+waiter = restate.Service("Waiter", inactivity_timeout=timedelta(milliseconds=500))
 
 
 @waiter.handler()

@@ -41,8 +41,8 @@ def deployment_factory(tmp_path: Path) -> Iterator[DeploymentFactory]:
         deployment.kill()
 
 
-def register(engine: EngineProcess, uri: str) -> tuple[int, Any]:
-    return post(f"{engine.admin}/deployments", {"uri": uri})
+def register(engine: EngineProcess, uri: str, http2: bool = False) -> tuple[int, Any]:
+    return post(f"{engine.admin}/deployments", {"uri": uri, "http2": http2})
 
 
 @pytest.fixture
@@ -53,15 +53,17 @@ def cluster(
 ) -> tuple[EngineProcess, DeploymentProcess, DeploymentProcess]:
     """An engine with deployments A (most services) and B (Echo) registered.
 
-    Parametrized indirectly with a protocol version, the engine offers no newer one.
+    Parametrized indirectly with a protocol version (the engine offers no newer one), or with
+    "h2" to register both for HTTP/2 streaming.
     """
     a = deployment_factory("restate_sdk_app:app_a")
     b = deployment_factory("restate_sdk_app:app_b")
     version = getattr(request, "param", None)
-    env = {"HEADWAY_MAX_PROTOCOL_VERSION": str(version)} if version else None
+    http2 = version == "h2"
+    env = {"HEADWAY_MAX_PROTOCOL_VERSION": str(version)} if version and not http2 else None
     engine = engine_factory(None, env=env).start()
     for deployment in (a, b):
-        status, body = register(engine, deployment.uri)
+        status, body = register(engine, deployment.uri, http2)
         assert status == 201, body
     return engine, a, b
 
@@ -74,7 +76,9 @@ def attach(engine: EngineProcess, invocation_id: str, timeout: float = 30.0) -> 
     return get(f"{engine.ingress}/restate/invocation/{invocation_id}/attach", timeout=timeout)
 
 
-BOTH_VERSIONS = pytest.mark.parametrize("cluster", [6, 7], indirect=True, ids=["v6", "v7"])
+BOTH_VERSIONS = pytest.mark.parametrize(
+    "cluster", [6, 7, "h2"], indirect=True, ids=["v6", "v7", "h2-v7"]
+)
 
 
 @BOTH_VERSIONS
@@ -91,6 +95,10 @@ def test_services_answer_through_the_ingress(cluster: Any, tmp_path: Path) -> No
     result = post(f"{engine.ingress}/Steps/run_steps", {"count": 3, "file": str(steps_file)})
     assert result == (200, ["done 0", "done 1", "done 2"])
     assert lines(steps_file) == ["step 0", "step 1", "step 2"]
+    # Request/response suspends after each step and replays; a stream delivers the results.
+    _, steps_invocations = get(f"{engine.admin}/invocations?service=Steps")
+    [steps_run] = steps_invocations["invocations"]
+    assert steps_run["attempt"] == (1 if listed["deployments"][0]["http2"] else 4)
     # Greeter runs on deployment A and calls Echo on deployment B.
     assert post(f"{engine.ingress}/Greeter/greet", "ann") == (200, "hello ANN!")
     assert post(f"{engine.ingress}/Sleeper/nap", 300) == (200, "rested")
@@ -230,6 +238,10 @@ def test_in_flight_invocations_stay_on_their_deployment(
     assert attach(engine, old) == (200, "got late")
 
 
+BOTH_TRANSPORTS = pytest.mark.parametrize("cluster", [7, "h2"], indirect=True, ids=["http1", "h2"])
+
+
+@BOTH_TRANSPORTS
 def test_cancelling_a_remote_invocation_sends_the_cancel_signal(
     cluster: Any, tmp_path: Path
 ) -> None:
@@ -246,6 +258,7 @@ def test_cancelling_a_remote_invocation_sends_the_cancel_signal(
 # -- breaking things ---------------------------------------------------------------------------
 
 
+@BOTH_TRANSPORTS
 def test_a_stuck_handler_is_aborted_and_retried(cluster: Any, tmp_path: Path) -> None:
     engine, _, _ = cluster
     attempts = tmp_path / "attempts.txt"
@@ -278,6 +291,7 @@ def test_deployment_killed_mid_handler_does_not_redo_completed_steps(
     assert described["retry_count"] >= 1 and described["status"] == "completed"
 
 
+@BOTH_TRANSPORTS
 def test_engine_killed_mid_invocation_completes_it_exactly_once(
     cluster: Any, tmp_path: Path
 ) -> None:
@@ -329,12 +343,14 @@ def test_cli_registers_lists_describes_and_removes(
 ) -> None:
     b = deployment_factory("restate_sdk_app:app_b")
     engine = engine_factory(None).start()
-    registered = _cli(engine, "register", b.uri, "--json")
+    registered = _cli(engine, "register", b.uri, "--http2", "--json")
     assert registered.returncode == 0, registered.stderr
     deployment_id = json.loads(registered.stdout)["id"]
+    assert json.loads(registered.stdout)["http2"] is True
     listed = _cli(engine, "list")
     assert listed.returncode == 0 and deployment_id in listed.stdout
     assert listed.stdout.splitlines()[0].split() == ["ID", "URI", "PROTOCOL", "SERVICES"]
+    assert "v7 h2" in listed.stdout
     described = _cli(engine, "describe", deployment_id)
     assert "shout(shared)" in described.stdout and b.uri in described.stdout
     assert _cli(engine, "remove", deployment_id).stdout.strip() == f"removed {deployment_id}"
