@@ -1,11 +1,13 @@
 """Remote (HTTP deployment) against in-process handlers under the same closed-loop load.
 
-Three set-ups of the same Counter/add (one GetState, one SetState, per-key lock):
+Set-ups of the same handler (`--path`: Counter/add by default, one GetState, one SetState,
+per-key lock; or `/Steps/three`, three `ctx.run` steps):
 - `in-process`: `headway dev bench/apps.py` (no encoding, no HTTP: the default);
 - `headway-serve`: `headway server` plus `headway serve bench/apps.py`, registered as a
   deployment (the service protocol over HTTP/1.1 request/response);
 - `restate-sdk`: `headway server` plus `bench/restate_apps.py` (the official Restate Python
-  SDK) under hypercorn, registered the same way (skipped if restate-sdk is not installed).
+  SDK) under hypercorn, registered the same way (skipped if restate-sdk is not installed);
+- `restate-sdk-h2`: the same, registered with `"http2": true` (one h2c stream per attempt).
 
 Each runs `bench/http_load.py` for `--duration` seconds after a warm-up and prints throughput
 and latency percentiles, then the ratios to in-process.
@@ -64,15 +66,16 @@ def _engine(data: Path, app: str | None) -> Iterator[tuple[str, str]]:
         yield f"http://127.0.0.1:{ingress}", f"http://127.0.0.1:{admin}"
 
 
-def _register(admin: str, uri: str) -> None:
-    status = http("POST", f"{admin}/deployments", json.dumps({"uri": uri}).encode(), timeout=30)
+def _register(admin: str, uri: str, http2: bool = False) -> None:
+    body = json.dumps({"uri": uri, "http2": http2}).encode()
+    status = http("POST", f"{admin}/deployments", body, timeout=30)
     if status not in (200, 201):
         raise SystemExit(f"registering {uri} answered {status}")
 
 
 def _load(ingress: str, args: argparse.Namespace) -> dict[str, float]:
     out = subprocess.run(
-        [sys.executable, str(BENCH / "http_load.py"), f"{ingress}/Counter/{{key}}/add",
+        [sys.executable, str(BENCH / "http_load.py"), f"{ingress}{args.path}",
          "-c", str(args.concurrency), "--keys", str(args.keys), "-d", str(args.duration),
          "--warmup", str(args.warmup), "-n", "10000000", "--json"],
         capture_output=True, text=True, check=True,
@@ -89,6 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=float, default=1.0, help="unrecorded s (1)")
     parser.add_argument("--concurrency", "-c", type=int, default=32)
     parser.add_argument("--keys", type=int, default=1000)
+    parser.add_argument("--path", default="/Counter/{key}/add", help="or /Steps/three")
     args = parser.parse_args(argv)
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -105,16 +109,18 @@ def main(argv: list[str] | None = None) -> None:
             _register(admin, f"http://127.0.0.1:{port}")
             results["headway-serve"] = _load(ingress, args)
         if importlib.util.find_spec("restate") and importlib.util.find_spec("hypercorn"):
-            print("restate-sdk ...", file=sys.stderr)
-            port = free_port()
-            hypercorn = [sys.executable, "-m", "hypercorn", "restate_apps:app", "--workers", "0",
-                         "--bind", f"127.0.0.1:{port}"]  # fmt: skip
-            with _process(hypercorn, cwd=BENCH), _engine(root / "c", None) as (ingress, admin):
-                _wait(f"http://127.0.0.1:{port}/health", "the restate-sdk deployment")
-                _register(admin, f"http://127.0.0.1:{port}")
-                results["restate-sdk"] = _load(ingress, args)
+            for name, http2 in (("restate-sdk", False), ("restate-sdk-h2", True)):
+                print(f"{name} ...", file=sys.stderr)
+                port = free_port()
+                hypercorn = [sys.executable, "-m", "hypercorn", "restate_apps:app",
+                             "--workers", "0", "--bind", f"127.0.0.1:{port}"]  # fmt: skip
+                data = root / name
+                with _process(hypercorn, cwd=BENCH), _engine(data, None) as (ingress, admin):
+                    _wait(f"http://127.0.0.1:{port}/health", "the restate-sdk deployment")
+                    _register(admin, f"http://127.0.0.1:{port}", http2)
+                    results[name] = _load(ingress, args)
     base = results["in-process"]["throughput"]
-    print(f"Counter/add, c={args.concurrency}, {args.keys} keys, {args.duration}s each")
+    print(f"{args.path}, c={args.concurrency}, {args.keys} keys, {args.duration}s each")
     for name, r in results.items():
         print(f"{name:14} {r['throughput']:8.0f} req/s  p50 {r['p50_ms']:6.1f} ms  "
               f"p99 {r['p99_ms']:6.1f} ms  x{r['throughput'] / base:.2f}")  # fmt: skip

@@ -1,7 +1,7 @@
-"""The bench Counter written with the official Restate Python SDK, for `bench/remote.py`."""
+"""The bench services written with the official Restate Python SDK, for `bench/remote.py`."""
 
 import restate
-from restate import ObjectContext
+from restate import Context, ObjectContext
 
 counter = restate.VirtualObject("Counter")
 
@@ -13,4 +13,18 @@ async def add(ctx: ObjectContext, delta: int) -> int:
     return total
 
 
-app = restate.app(services=[counter])
+steps = restate.Service("Steps")
+
+
+async def _step(value: int) -> int:
+    return value + 1
+
+
+@steps.handler()
+async def three(ctx: Context, value: int) -> int:
+    value = await ctx.run_typed("one", _step, value=value)
+    value = await ctx.run_typed("two", _step, value=value)
+    return await ctx.run_typed("three", _step, value=value)
+
+
+app = restate.app(services=[counter, steps])
