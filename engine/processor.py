@@ -296,7 +296,9 @@ class _Apply:
         if status["st"] == "running":
             self.save(inv, status)
             self.fx.actions.append(Notify(inv, index, seq, outcome))
-        elif status["st"] == "suspended" and index in status["wo"]:
+        elif status["st"] == "suspended" and (
+            index in status["wo"] or index == signal_slot(CANCEL_SIGNAL)  # cancel always wakes
+        ):
             self.run(inv, status)
         else:
             self.save(inv, status)

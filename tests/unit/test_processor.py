@@ -1297,6 +1297,15 @@ def test_cancelling_a_remote_invocation_sends_the_cancel_signal(remote: Partitio
     assert of_type(actions, RunAttempt) == [RunAttempt(inv(1))]
 
 
+def test_the_cancel_signal_wakes_a_suspension_that_did_not_list_it(remote: Partition) -> None:
+    remote.invoke(inv(1), REMOTE)
+    remote.append(inv(1), Sleep("", NOW + MINUTE))
+    remote.batch(Suspend(inv(1), 1, [0]))
+    actions = remote.batch(Cancel(inv(1)))
+    assert of_type(actions, RunAttempt) == [RunAttempt(inv(1))]
+    assert remote.st(inv(1)) == "running"
+
+
 def test_purge_removes_signal_completions(remote: Partition) -> None:
     remote.invoke(inv(1), REMOTE)
     remote.batch(Complete(inv(1), signal_slot(17), OK))
