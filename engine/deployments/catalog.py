@@ -29,6 +29,7 @@ from ..registry import Registry, ServiceInfo
 from ..store import Store, pack
 from .attempt import RemoteAttempt
 from .discovery import DiscoveryError, discover, normalize_uri
+from .h2_connection import H2Pool
 from .manifest import ManifestError, parse_manifest
 from .streaming import StreamingAttempt
 
@@ -61,6 +62,7 @@ class Deployments:
         self.max_protocol = max_protocol
         self.by_id: dict[str, Deployment] = {}
         self._session: aiohttp.ClientSession | None = None
+        self._h2_pools: dict[str, H2Pool] = {}
         self._lock = asyncio.Lock()
 
     def attach(self, invoker: Invoker) -> None:
@@ -81,7 +83,10 @@ class Deployments:
     ) -> RemoteAttempt:
         deployment = self.by_id.get(str(status["dp"]))
         if deployment is not None and deployment.http2:
-            return StreamingAttempt(invoker, self.session(), deployment, invocation_id, status)
+            pool = self._h2_pools.setdefault(deployment.id, H2Pool(deployment.uri))
+            return StreamingAttempt(
+                invoker, self.session(), deployment, invocation_id, status, pool
+            )
         return RemoteAttempt(invoker, self.session(), deployment, invocation_id, status)
 
     def session(self) -> aiohttp.ClientSession:
@@ -94,6 +99,8 @@ class Deployments:
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
+        for pool in self._h2_pools.values():
+            await pool.close()
 
     # -- registration ----------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
 """A remote attempt over an HTTP/2 (h2c) bidirectional stream, for deployments registered with
-`"http2": true`.
+`"http2": true`; streams share pooled connections (h2_connection.py).
 
 Unlike request/response, the stream stays open while the handler runs: completions the
 engine makes durable (run results, timers, call results, signals) are sent as notifications,
@@ -11,11 +11,10 @@ after the abort timeout more it resets the stream and the attempt is retried.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import h2.config
-import h2.connection
+import aiohttp
 import h2.events
 from headway.sdk.journal import Call, Outcome, Send
 from headway.sdk.protocol import journal_codec as codec
@@ -27,124 +26,79 @@ from headway.sdk.protocol.wire import ProtocolError
 
 from ..entries import Append, AttemptFailed, Complete, End, Suspend
 from .attempt import RemoteAttempt
+from .h2_connection import CLOSED, H2Pool, H2Stream
 
 if TYPE_CHECKING:
+    from ..invoker import Invoker
     from .catalog import Deployment
 
 
 class StreamingAttempt(RemoteAttempt):
     """Drives one attempt over one HTTP/2 stream, feeding it completions as they land."""
 
-    conn: h2.connection.H2Connection
-    writer: asyncio.StreamWriter
-    stream_id: int
-    version: int
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.out = bytearray()
-        self.open = False
+    def __init__(
+        self, invoker: Invoker, session: aiohttp.ClientSession, deployment: Deployment | None,
+        invocation_id: str, status: dict[str, Any], pool: H2Pool,
+    ) -> None:  # fmt: skip
+        super().__init__(invoker, session, deployment, invocation_id, status)
+        self.pool = pool
+        self.stream: H2Stream | None = None
+        self.version = deployment.protocol if deployment is not None else 0
         self.closing = False  # the engine asked the SDK to suspend by ending its input
-        self.input_closed = False
         self.proposed: set[int] = set()
 
     async def _exchange(self, deployment: Deployment) -> None:
-        parts = urlsplit(deployment.uri)
-        host, port = parts.hostname or "127.0.0.1", parts.port or 80
-        reader, self.writer = await asyncio.wait_for(asyncio.open_connection(host, port), 10)
-        try:
-            await self._stream(deployment, reader, parts.path)
-        finally:
-            self.open = False
-            self.writer.close()
-
-    async def _stream(
-        self, deployment: Deployment, reader: asyncio.StreamReader, base: str
-    ) -> None:
-        self.version = deployment.protocol
         content_type = versions.invocation_content_type(self.version)
-        self.conn = h2.connection.H2Connection(
-            h2.config.H2Configuration(client_side=True, header_encoding=None)
-        )
-        self.conn.initiate_connection()
-        self.stream_id = self.conn.get_next_available_stream_id()
-        path = f"{base.rstrip('/')}/invoke/{self.target.service}/{self.target.handler}"
-        authority = urlsplit(deployment.uri).netloc
-        self.conn.send_headers(self.stream_id, [
-            (":method", "POST"), (":scheme", "http"), (":authority", authority),
+        parts = urlsplit(deployment.uri)
+        path = f"{parts.path.rstrip('/')}/invoke/{self.target.service}/{self.target.handler}"
+        self.stream = await self.pool.stream([
+            (":method", "POST"), (":scheme", "http"), (":authority", parts.netloc),
             (":path", path), ("content-type", content_type), ("accept", content_type),
         ])  # fmt: skip
-        self.open = True
-        self.out += self._request_body(self.version)
-        self._pump()
+        try:
+            await self._converse(self.stream, path)
+        finally:
+            stream, self.stream = self.stream, None
+            stream.close()
+
+    async def _converse(self, stream: H2Stream, path: str) -> None:
+        stream.send(self._request_body(self.version))
         inactivity, abort = self._timeouts()
         silence = inactivity
         decoder = FrameDecoder()
         while True:
             try:
-                data = await asyncio.wait_for(reader.read(65536), silence)
+                event = await asyncio.wait_for(stream.events.get(), silence)
             except TimeoutError:
                 if not self.closing:
                     self.closing = True  # asks the SDK to suspend
-                    self._pump()
+                    stream.end()
                     silence = abort
                     continue
-                raise TimeoutError(
-                    f"no message from the deployment for {inactivity + abort:.0f}s"
-                ) from None
-            if not data:
-                raise ConnectionError("the deployment closed the connection")
+                quiet = inactivity + abort
+                raise TimeoutError(f"no message from the deployment for {quiet:.0f}s") from None
+            if event is CLOSED:
+                raise ConnectionError("the connection to the deployment closed")
             silence = inactivity
-            for event in self.conn.receive_data(data):
-                if isinstance(event, h2.events.ResponseReceived):
-                    status = {bytes(k): bytes(v) for k, v in event.headers}.get(b":status")
-                    if status != b"200":
-                        answered = (status or b"?").decode(errors="replace")
-                        raise ConnectionError(f"POST {path} answered {answered}")
-                elif isinstance(event, h2.events.DataReceived):
-                    self.conn.acknowledge_received_data(
-                        event.flow_controlled_length, event.stream_id
-                    )
-                    for message, _ in decoder.feed(event.data):
-                        if self._handle(message):
-                            self.conn.close_connection()
-                            self._flush()
-                            return
-                elif isinstance(event, h2.events.StreamEnded):
-                    raise ProtocolError("the stream ended without End, Suspension or Error")
-                elif isinstance(event, h2.events.StreamReset | h2.events.ConnectionTerminated):
-                    raise ConnectionError(f"the deployment ended the stream: {event}")
-            self._pump()
-
-    # -- sending ---------------------------------------------------------------------------
-
-    def _flush(self) -> None:
-        data = self.conn.data_to_send()
-        if data:
-            self.writer.write(data)
-
-    def _pump(self) -> None:
-        """Sends as much of the outgoing buffer as flow control allows, then the end, if due."""
-        while self.out:
-            window = min(
-                self.conn.local_flow_control_window(self.stream_id),
-                self.conn.max_outbound_frame_size,
-            )
-            if window <= 0:
-                break
-            chunk = bytes(self.out[:window])
-            del self.out[:window]
-            self.conn.send_data(self.stream_id, chunk)
-        if self.closing and not self.input_closed and not self.out:
-            self.conn.end_stream(self.stream_id)
-            self.input_closed = True
-        self._flush()
+            if isinstance(event, h2.events.ResponseReceived):
+                status = {bytes(k): bytes(v) for k, v in event.headers}.get(b":status")
+                if status != b"200":
+                    answered = (status or b"?").decode(errors="replace")
+                    raise ConnectionError(f"POST {path} answered {answered}")
+            elif isinstance(event, h2.events.DataReceived):
+                stream.acknowledge(event.flow_controlled_length)
+                for message, _ in decoder.feed(event.data):
+                    if self._handle(message):
+                        return
+            elif isinstance(event, h2.events.StreamEnded):
+                raise ProtocolError("the stream ended without End, Suspension or Error")
+            elif isinstance(event, h2.events.StreamReset):
+                raise ConnectionError(f"the deployment reset the stream ({event.error_code})")
 
     def _send(self, message: m.Frame) -> None:
         """Queues a notification; once the input is ending, the next attempt carries it."""
-        if self.open and not self.closing:
-            self.out += encode_frame(message)
-            self._pump()
+        if self.stream is not None and not self.closing:
+            self.stream.send(encode_frame(message))
 
     # -- completions reach the open stream --------------------------------------------------
 
