@@ -11,6 +11,7 @@ from headway.connectors.kafka.admin_routes import KafkaAdmin
 from headway.sdk.journal import Outcome, Target, decode_command, describe
 
 from . import admin_observe, keys
+from .deployments.admin_routes import DeploymentRoutes
 from .engine import Engine
 from .entries import Cancel, Kill, ReplaceState
 from .http_errors import error, json_errors
@@ -51,6 +52,7 @@ def invocation_summary(invocation_id: str, status: dict[str, Any]) -> dict[str, 
         "last_failure": status["lf"],
         "idempotency_key": status["ik"],
         "invoked_by": status.get("by"),
+        "deployment": status.get("dp"),
         "journal_length": status["jl"],
         "outcome": _outcome_json(status["o"]),
     }
@@ -73,6 +75,7 @@ class Admin:
         r.add_put("/services/{service}/state/{key}", self.put_state)
         KafkaAdmin(engine).register(r)
         admin_observe.add_routes(self.app, engine)
+        DeploymentRoutes(engine).add_to(r)
 
     @property
     def store(self) -> Any:

@@ -15,6 +15,7 @@ from typing import Any
 from . import cli_completion, cli_observe
 from .app_loader import AppLoadError, load_services
 from .config import SETTINGS, ConfigError, load_config
+from .deployments import cli as deployments_cli
 from .store import StoreLockedError
 
 ADMIN_URL = os.environ.get("HEADWAY_ADMIN_URL", "http://127.0.0.1:9070")
@@ -48,6 +49,16 @@ def _run_engine(args: argparse.Namespace, app: str | None) -> None:
         asyncio.run(serve(config, services))
     except StoreLockedError as e:
         raise CliError(str(e)) from None
+    except RuntimeError as e:
+        raise CliError(str(e)) from None
+
+
+def _serve(args: argparse.Namespace) -> None:
+    from .deployments.serve import serve_deployment
+
+    services = load_services(args.app)
+    try:
+        asyncio.run(serve_deployment(services, args.host, args.port))
     except RuntimeError as e:
         raise CliError(str(e)) from None
 
@@ -173,6 +184,14 @@ def build_parser() -> argparse.ArgumentParser:
     _engine_options(dev)
     server = sub.add_parser("server", help="run the engine alone")
     _engine_options(server)
+    serve = sub.add_parser(
+        "serve", help="serve APP's services over HTTP as a deployment (register it with an engine)"
+    )
+    serve.add_argument("app", metavar="APP", help="a .py file or module[:attr] defining services")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
+    serve.add_argument("--port", type=int, default=9080, help="port to listen on (default 9080)")
 
     inv = sub.add_parser("invocations", help="list, describe, cancel or kill invocations")
     inv_sub = inv.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -230,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     clusters_remove = clusters_sub.add_parser("remove", help="remove a cluster defined by the API")
     clusters_remove.add_argument("name")
 
+    deployments_cli.add_parser(sub)
+
     for p in (inv, services, state, subs, clusters):
         for child in p._subparsers._group_actions[0].choices.values():  # type: ignore[union-attr]
             child.add_argument("--json", action="store_true", help="print JSON")
@@ -245,6 +266,8 @@ def main(argv: list[str] | None = None) -> None:
             _run_engine(args, args.app)
         elif args.command == "server":
             _run_engine(args, None)
+        elif args.command == "serve":
+            _serve(args)
         elif args.command == "invocations":
             _invocations(args)
         elif args.command == "services":
@@ -255,6 +278,8 @@ def main(argv: list[str] | None = None) -> None:
             _subscriptions(args)
         elif args.command == "kafka-clusters":
             _kafka_clusters(args)
+        elif args.command == "deployments":
+            deployments_cli.run(args, _admin, _table, _print)
         else:
             args.run(args)
     except (CliError, AppLoadError, ConfigError) as e:

@@ -51,6 +51,8 @@ SETTINGS: list[Setting] = [
             "OpenTelemetry collector to send traces to (OTLP/HTTP base URL); empty: no tracing"),
     Setting("trace_sample_ratio", float, 1.0, "HEADWAY_TRACE_SAMPLE_RATIO",
             "share of new traces recorded, 0 to 1 (a caller's traceparent decides for its own)"),
+    Setting("max_protocol_version", int, 7, "HEADWAY_MAX_PROTOCOL_VERSION",
+            "newest service protocol version offered to deployments (5 to 7)"),
 ]  # fmt: skip
 
 
@@ -71,6 +73,7 @@ class Config:
     metrics: bool = True
     otlp_endpoint: str = ""
     trace_sample_ratio: float = 1.0
+    max_protocol_version: int = 7
 
 
 class ConfigError(ValueError):

@@ -26,6 +26,7 @@ from .actions import (
 )
 from .committer import Committer
 from .config import Config
+from .deployments.catalog import Deployments
 from .entries import Entry
 from .invoker import Invoker
 from .observability import Observability
@@ -69,6 +70,8 @@ class Engine:
         self.observability.attach(self.committer, self.invoker, store)
         if self.observability.metrics is not None:
             self.observability.metrics.registry.register(KafkaCollector(self.kafka))
+        self.deployments = Deployments(store, self.registry, self.config.max_protocol_version)
+        self.deployments.attach(self.invoker)
         self.committer.start()
         self.timers.start()
         resumed = 0
@@ -88,6 +91,7 @@ class Engine:
             return
         await self.kafka.stop()
         self.invoker.stop_all()
+        await self.deployments.close()
         await self.timers.stop()
         await self.committer.stop()
         await self.observability.stop()

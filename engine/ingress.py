@@ -10,6 +10,7 @@ from urllib.parse import unquote
 from aiohttp import web
 from headway.sdk import ids
 from headway.sdk.journal import Outcome, Target
+from headway.sdk.protocol.signals import awakeable_slot
 from headway.sdk.serde import BytesSerde
 
 from . import keys
@@ -211,7 +212,7 @@ class Ingress:
         if mode not in ("resolve", "reject"):
             return error(404, f"unknown awakeable operation {mode!r}: use resolve or reject")
         try:
-            owner, index = ids.parse_awakeable_id(awakeable_id)
+            owner, index = awakeable_slot(awakeable_id)
         except ValueError as e:
             return error(400, f"invalid awakeable id: {e}")
         body = await request.read()

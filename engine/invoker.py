@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Generator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Generator
+from typing import TYPE_CHECKING, Any, Protocol
 
 from headway.sdk.context import Request
 from headway.sdk.definitions import Handler
@@ -64,6 +64,20 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+class AttemptDriver(Protocol):
+    """One running attempt, in-process or on a deployment."""
+
+    def begin(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def notify(self, index: int, seq: int, outcome: Outcome) -> None: ...
+
+
+# Starts an attempt of an invocation pinned to a deployment (status "dp"): invoker, id, status.
+RemoteStarter = Callable[["Invoker", str, dict[str, Any]], AttemptDriver]
+
+
 class Invoker:
     """Starts, feeds, suspends and aborts attempts."""
 
@@ -81,10 +95,11 @@ class Invoker:
         self.registry = registry
         self.suspend_after = suspend_after
         self.always_replay = always_replay
-        self.attempts: dict[str, Attempt] = {}
+        self.attempts: dict[str, AttemptDriver] = {}
         self.started = 0
         self.retries = 0
         self.observer: Observability | None = None
+        self.remote: RemoteStarter | None = None
 
     def start(self, invocation_id: str, status: dict[str, Any] | None = None) -> None:
         """Runs an attempt from the committed status (read from the store if not given)."""
@@ -94,6 +109,12 @@ class Invoker:
         if status is None:
             status = self.store.get(keys.invocation(invocation_id))
         if status is None or status["st"] != "running":
+            return
+        if status.get("dp") is not None and self.remote is not None:
+            remote = self.remote(self, invocation_id, status)
+            self.attempts[invocation_id] = remote
+            self.started += 1
+            remote.begin()
             return
         target = Target.decode(status["t"])
         found = self.registry.lookup(target.service, target.handler)
@@ -110,7 +131,7 @@ class Invoker:
     def notify(self, invocation_id: str, index: int, seq: int, outcome: Outcome) -> None:
         attempt = self.attempts.get(invocation_id)
         if attempt is not None:
-            attempt.sm.complete(index, seq, outcome)
+            attempt.notify(index, seq, outcome)
 
     def abort(self, invocation_id: str) -> None:
         attempt = self.attempts.pop(invocation_id, None)
@@ -186,6 +207,9 @@ class Attempt:
         self.task = asyncio.get_running_loop().create_task(
             run if observer is None else observer.run_attempt(self, run)
         )
+
+    def notify(self, index: int, seq: int, outcome: Outcome) -> None:
+        self.sm.complete(index, seq, outcome)
 
     def stop(self) -> None:
         if self._check is not None:

@@ -22,6 +22,7 @@ SUBSCRIPTION = b"sub/"
 KAFKA_OFFSET = b"ko/"
 KAFKA_CLUSTER = b"kc/"
 OUTBOX = b"ob/"
+DEPLOYMENT = b"dp/"
 
 
 def log(lsn: int) -> bytes:
@@ -63,6 +64,10 @@ def state(service: str, key: str) -> bytes:
 
 def promises(workflow: str, key: str) -> bytes:
     return PROMISES + object_key(workflow, key)
+
+
+def deployment(deployment_id: str) -> bytes:
+    return DEPLOYMENT + deployment_id.encode()
 
 
 def timer(due_ms: int, seq: int) -> bytes:

@@ -89,6 +89,36 @@ OPENAPI: dict[str, Any] = {
             "get": _op("a virtual object's state", "service", "key"),
             "put": _op("replace a virtual object's state", "service", "key", errors=("400", "404")),
         },
+        "/deployments": {
+            "get": _op("registered deployments and their services"),
+            "post": {
+                **_op(
+                    "register a deployment by its uri (discovery; idempotent, a changed manifest "
+                    "makes a new revision)",
+                    ok="201",
+                    errors=("400", "409"),
+                ),
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "uri": {"type": "string"},
+                                    "http2": {"type": "boolean", "default": False},
+                                },
+                                "required": ["uri"],
+                            }
+                        }
+                    },
+                },
+            },
+        },
+        "/deployments/{id}": {
+            "get": _op("one deployment", "id", errors=("404",)),
+            "delete": _op("forget a deployment", "id", errors=("404",)),
+        },
     },
     "components": {
         "schemas": {

@@ -12,7 +12,6 @@ import dataclasses
 from collections import deque
 from typing import Any
 
-from headway.sdk import ids
 from headway.sdk.errors import CANCELLED_CODE, KILLED_CODE
 from headway.sdk.journal import (
     Call,
@@ -33,6 +32,7 @@ from headway.sdk.journal import (
     Target,
     decode_command,
 )
+from headway.sdk.protocol.signals import CANCEL_SIGNAL, awakeable_slot, is_signal_slot, signal_slot
 
 from . import keys, offsets, outbox
 from .actions import (
@@ -194,6 +194,7 @@ class _Apply:
             "o": None, "ik": entry.idempotency_key, "ca": self.now, "ma": self.now,
             "wo": [], "src": entry.source, "em": [], "lock": False,
             "by": entry.caller.invocation_id if entry.caller else None,
+            "dp": found[0].deployment if found else None,
         }  # fmt: skip
         if entry.caller is not None:
             status["w"].append([entry.caller.invocation_id, entry.caller.index])
@@ -302,10 +303,10 @@ class _Apply:
             )  # fmt: skip
         elif isinstance(command, CompleteAwakeable):
             try:
-                owner, owner_index = ids.parse_awakeable_id(command.awakeable_id)
+                owner, slot = awakeable_slot(command.awakeable_id)
             except ValueError:
                 return
-            self.fx.entries.append(Complete(str(owner), owner_index, command.outcome))
+            self.fx.entries.append(Complete(owner, slot, command.outcome))
         elif isinstance(command, CancelInvocation):
             self.fx.entries.append(Cancel(command.invocation_id))
         elif isinstance(command, GetPromise | PeekPromise | CompletePromise):
@@ -341,16 +342,26 @@ class _Apply:
 
     def complete(self, inv: str, index: int, outcome: Outcome) -> None:
         status = self.status(inv)
-        if status is None or status["st"] == "completed" or index not in status["p"]:
-            return  # unknown, finished, or already completed: a duplicate delivery
+        if status is None or status["st"] == "completed":
+            return
+        if is_signal_slot(index):
+            # A signal is no command: it may arrive before anything waits on it, once.
+            if self.view.get(keys.completion(inv, index)) is not None:
+                return
+            status.setdefault("sg", []).append(index)
+        elif index not in status["p"]:
+            return  # unknown, or already completed: a duplicate delivery
+        else:
+            status["p"].remove(index)
         seq = status["cs"]
         status["cs"] = seq + 1
-        status["p"].remove(index)
         self.view.put(keys.completion(inv, index), [seq, outcome.encode()])
         if status["st"] == "running":
             self.save(inv, status)
             self.fx.actions.append(Notify(inv, index, seq, outcome))
-        elif status["st"] == "suspended" and index in status["wo"]:
+        elif status["st"] == "suspended" and (
+            index in status["wo"] or index == signal_slot(CANCEL_SIGNAL)  # cancel always wakes
+        ):
             self.run(inv, status)
         else:
             self.save(inv, status)
@@ -361,13 +372,18 @@ class _Apply:
         status = self.status(entry.invocation_id)
         if status is None or status["st"] != "running" or status["a"] != entry.attempt:
             return
-        if any(i not in status["p"] for i in entry.waiting_on):
+        if not all(self.pending(entry.invocation_id, status, i) for i in entry.waiting_on):
             self.run(entry.invocation_id, status)  # completed meanwhile: resume at once
             return
         status["st"] = "suspended"
         status["wo"] = list(entry.waiting_on)
         self.save(entry.invocation_id, status)
         self.view.delete(keys.active(entry.invocation_id))
+
+    def pending(self, inv: str, status: Status, index: int) -> bool:
+        if is_signal_slot(index):
+            return self.view.get(keys.completion(inv, index)) is None
+        return index in status["p"]
 
     def attempt_failed(self, entry: AttemptFailed) -> None:
         status = self.status(entry.invocation_id)
@@ -481,6 +497,12 @@ class _Apply:
             self.remove_from_queue(inv, status)
             self.finish(inv, status, Outcome.fail(CANCELLED_CODE, "cancelled"))
             return
+        if status.get("dp") is not None:
+            # A deployment's SDK handles cancellation itself, on the cancel signal.
+            self.complete(
+                inv, signal_slot(CANCEL_SIGNAL), Outcome.fail(CANCELLED_CODE, "cancelled")
+            )
+            return
         waiting = [index for index in status["p"] if not self.is_run(inv, index)]
         # The cancellation is delivered once: to what the handler waits on now, or else to the
         # next step it waits on. Compensating steps after that run normally.
@@ -549,6 +571,8 @@ class _Apply:
         for index in range(status["jl"]):
             self.view.delete(keys.journal(inv, index))
             self.view.delete(keys.completion(inv, index))
+        for slot in status.get("sg", ()):
+            self.view.delete(keys.completion(inv, slot))
         self.view.delete(keys.invocation(inv))
         target = Target.decode(status["t"])
         found = self.registry.lookup(target.service, target.handler)

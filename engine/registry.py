@@ -25,6 +25,7 @@ class ServiceInfo:
     kind: ServiceKind
     handlers: dict[str, Handler]
     options: HandlerOptions
+    deployment: str | None = None  # the deployment serving it over HTTP; None: in-process
 
     def needs_lock(self, handler: str) -> bool:
         """Whether invocations of `handler` hold their key's lock (one at a time per key)."""

@@ -42,6 +42,7 @@ from .journal import (
     StateKeys,
     Target,
 )
+from .protocol.signals import signal_slot
 from .serde import DEFAULT_SERDE, Serde, serde_for
 from .state_machine import StateMachine
 
@@ -337,6 +338,12 @@ class ServerContext(WorkflowContext):
         return self._issue_send(target, arg, _mint_id(target, None, False), send_delay, None, None)
 
     def awakeable(self, type_hint: Any = None) -> tuple[str, DurableFuture[Any]]:
+        signal = self.sm.new_signal()
+        if signal is not None:  # served over the protocol: a `sign_1` id and a signal slot
+            awakeable_id = ids.awakeable_id(self._request.id, signal)
+            return awakeable_id, ServerDurableFuture(
+                self.sm, signal_slot(signal), serde_for(type_hint)
+            )
         index = self.sm.issue_pipelined(Awakeable())
         # The legacy layout carries the journal index, which is how completions are addressed.
         awakeable_id = ids.awakeable_id(self._request.id, index, legacy=True)

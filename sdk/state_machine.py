@@ -13,6 +13,7 @@ from collections.abc import Awaitable
 from typing import Protocol
 
 from .errors import JournalMismatchError, SuspendedError
+from .ids import FIRST_SIGNAL_INDEX
 from .journal import Command, Outcome, describe, same_command
 
 
@@ -42,6 +43,7 @@ class StateMachine:
         transport: Transport,
         *,
         always_replay: bool = False,
+        signal_awakeables: bool = False,
     ) -> None:
         self.journal = journal
         self.replay_length = len(journal)
@@ -54,6 +56,20 @@ class StateMachine:
         self.runs_in_flight = 0
         self.progress = 0
         self.failure: BaseException | None = None
+        # Over the service protocol an awakeable is a signal, not a journal command.
+        self.signal_awakeables = signal_awakeables
+        self.next_signal = FIRST_SIGNAL_INDEX
+
+    def new_signal(self) -> int | None:
+        """The next awakeable's signal index, or None where awakeables are journal commands.
+
+        Signal indexes are handed out in the order the handler creates awakeables, so a replay
+        gives each the same index again.
+        """
+        if not self.signal_awakeables:
+            return None
+        self.next_signal += 1
+        return self.next_signal - 1
 
     @property
     def replaying(self) -> bool:

@@ -21,7 +21,7 @@ def engine_factory(tmp_path: Path) -> Iterator[type[EngineProcess]]:
     started: list[EngineProcess] = []
 
     def make(
-        app: str | Path, name: str = "data", env: dict[str, str] | None = None
+        app: str | Path | None, name: str = "data", env: dict[str, str] | None = None
     ) -> EngineProcess:
         engine = EngineProcess(app, tmp_path / name, env)
         started.append(engine)

@@ -22,10 +22,13 @@ def free_port() -> int:
 
 
 class EngineProcess:
-    """Starts `headway dev APP` in a subprocess; restartable on the same data directory."""
+    """Starts `headway dev APP` (or `headway server` without an app) in a subprocess;
+    restartable on the same data directory."""
 
-    def __init__(self, app: str | Path, data_dir: Path, env: dict[str, str] | None = None) -> None:
-        self.app = str(app)
+    def __init__(
+        self, app: str | Path | None, data_dir: Path, env: dict[str, str] | None = None
+    ) -> None:
+        self.app = str(app) if app is not None else None
         self.data_dir = data_dir
         self.ingress_port = free_port()
         self.admin_port = free_port()
@@ -45,7 +48,8 @@ class EngineProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [
-                sys.executable, "-m", "headway.engine", "dev", self.app,
+                sys.executable, "-m", "headway.engine",
+                *(["dev", self.app] if self.app is not None else ["server"]),
                 "--data-dir", str(self.data_dir),
                 "--ingress-port", str(self.ingress_port),
                 "--admin-port", str(self.admin_port),

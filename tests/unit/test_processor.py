@@ -21,6 +21,7 @@ from headway.engine.actions import (
     RunAttempt,
     ScheduleTimer,
 )
+from headway.engine.deployments.manifest import parse_manifest
 from headway.engine.entries import (
     Append,
     AttemptFailed,
@@ -71,6 +72,7 @@ from headway.sdk.journal import (
     StateKeys,
     Target,
 )
+from headway.sdk.protocol.signals import signal_slot
 
 NOW = 1_700_000_000_000
 MINUTE = 60_000
@@ -1221,3 +1223,80 @@ def test_the_same_entries_give_the_same_store() -> None:
     third = Partition()
     assert scenario(third) == actions
     assert third.store.data == first.store.data
+
+
+# -- invocations on a deployment: pinning and signals ----------------------------------------
+
+REMOTE = Target("Remote", "h")
+
+
+@pytest.fixture
+def remote(p: Partition) -> Partition:
+    """The partition, with a service served by deployment dp_1x."""
+    manifest = {
+        "minProtocolVersion": 5,
+        "maxProtocolVersion": 6,
+        "services": [{"name": "Remote", "ty": "SERVICE", "handlers": [{"name": "h"}]}],
+    }
+    [info] = parse_manifest(manifest, "dp_1x").services
+    p.processor.registry.services["Remote"] = info
+    return p
+
+
+def test_an_invocation_records_its_deployment(remote: Partition) -> None:
+    remote.invoke(inv(1), REMOTE)
+    remote.invoke(inv(2), GREET)
+    assert remote.status(inv(1))["dp"] == "dp_1x"
+    assert remote.status(inv(2))["dp"] is None
+
+
+def test_a_signal_may_arrive_before_anything_waits_and_is_kept_once(remote: Partition) -> None:
+    remote.invoke(inv(1), REMOTE)
+    slot = signal_slot(17)
+    actions = remote.batch(Complete(inv(1), slot, Outcome.ok(b"1")))
+    assert of_type(actions, Notify) == [Notify(inv(1), slot, 0, Outcome.ok(b"1"))]
+    remote.batch(Complete(inv(1), slot, Outcome.ok(b"2")))
+    assert remote.completion(inv(1), slot) == (0, Outcome.ok(b"1"))
+    # Suspending on a signal that already arrived resumes at once.
+    actions = remote.batch(Suspend(inv(1), 1, [slot]))
+    assert of_type(actions, RunAttempt) == [RunAttempt(inv(1))]
+    assert remote.status(inv(1))["a"] == 2
+
+
+def test_a_suspension_on_a_signal_resumes_when_it_arrives(remote: Partition) -> None:
+    remote.invoke(inv(1), REMOTE)
+    remote.batch(Suspend(inv(1), 1, [signal_slot(17)]))
+    assert remote.st(inv(1)) == "suspended"
+    awakeable = awakeable_id(inv(1), 17)
+    remote.invoke(inv(2), GREET)
+    actions = remote.append(inv(2), CompleteAwakeable(awakeable, OK))
+    assert remote.completion(inv(1), signal_slot(17)) == (0, OK)
+    assert of_type(actions, RunAttempt) == [RunAttempt(inv(1))]
+
+
+def test_cancelling_a_remote_invocation_sends_the_cancel_signal(remote: Partition) -> None:
+    remote.invoke(inv(1), REMOTE)
+    remote.append(inv(1), Sleep("", NOW + MINUTE))
+    remote.batch(Suspend(inv(1), 1, [0, signal_slot(1)]))
+    actions = remote.batch(Cancel(inv(1)))
+    assert remote.completion(inv(1), signal_slot(1)) == (0, CANCELLED)
+    assert remote.completion(inv(1), 0) is None  # its SDK decides what the cancel fails
+    assert of_type(actions, RunAttempt) == [RunAttempt(inv(1))]
+
+
+def test_the_cancel_signal_wakes_a_suspension_that_did_not_list_it(remote: Partition) -> None:
+    remote.invoke(inv(1), REMOTE)
+    remote.append(inv(1), Sleep("", NOW + MINUTE))
+    remote.batch(Suspend(inv(1), 1, [0]))
+    actions = remote.batch(Cancel(inv(1)))
+    assert of_type(actions, RunAttempt) == [RunAttempt(inv(1))]
+    assert remote.st(inv(1)) == "running"
+
+
+def test_purge_removes_signal_completions(remote: Partition) -> None:
+    remote.invoke(inv(1), REMOTE)
+    remote.batch(Complete(inv(1), signal_slot(17), OK))
+    remote.end(inv(1))
+    remote.fire(remote.timer_for("purge", inv(1)), now=NOW + 2 * DAY)
+    assert remote.completion(inv(1), signal_slot(17)) is None
+    assert not remote.exists(inv(1))

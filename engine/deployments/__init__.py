@@ -1,0 +1,1 @@
+"""Deployments: HTTP endpoints serving services over the Restate service protocol."""
