@@ -220,14 +220,10 @@ class Attempt:
     async def _run(self, ctx: ServerContext, body: bytes) -> None:
         handler = self.handler
         try:
-            try:
-                arg = handler.input_serde.deserialize(body) if handler.takes_input else None
-            except Exception as e:
-                raise TerminalError(f"cannot decode the input of {self.target}: {e}", 400) from e
-            result = await (handler.fn(ctx, arg) if handler.takes_input else handler.fn(ctx))
+            value = await handler.call(ctx, body, self.target)
             if self.sm.failure is not None:
                 raise self.sm.failure
-            outcome = Outcome.ok(handler.output_serde.serialize(result))
+            outcome = Outcome.ok(value)
         except TerminalError as e:
             if self.sm.failure is not None:
                 self._failed(self.sm.failure)

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, Literal
 
+from .errors import TerminalError
 from .serde import Serde, serde_for
 
 ServiceKind = Literal["service", "object", "workflow"]
@@ -82,6 +83,18 @@ class Handler:
     takes_input: bool
     input_required: bool
     options: HandlerOptions
+
+    async def call(self, ctx: Any, body: bytes, where: object) -> bytes:
+        """Decodes `body`, runs the handler and encodes its result: what every transport does.
+
+        An input that does not decode is the caller's fault: a TerminalError 400 naming `where`.
+        """
+        try:
+            arg = self.input_serde.deserialize(body) if self.takes_input else None
+        except Exception as e:
+            raise TerminalError(f"cannot decode the input of {where}: {e}", 400) from e
+        result = await (self.fn(ctx, arg) if self.takes_input else self.fn(ctx))
+        return self.output_serde.serialize(result)
 
 
 def _excludes_none(hint: Any, param: inspect.Parameter) -> bool:

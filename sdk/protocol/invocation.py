@@ -129,14 +129,10 @@ class ProtocolInvocation:
     async def _call(self, ctx: ServerContext, body: bytes) -> None:
         handler = self.handler
         try:
-            try:
-                arg = handler.input_serde.deserialize(body) if handler.takes_input else None
-            except Exception as e:
-                raise TerminalError(f"cannot decode the input of {self.target}: {e}", 400) from e
-            result = await (handler.fn(ctx, arg) if handler.takes_input else handler.fn(ctx))
+            value = await handler.call(ctx, body, self.target)
             if self.sm.failure is not None:
                 raise self.sm.failure
-            output = m.OutputCommandMessage(value=m.Value(handler.output_serde.serialize(result)))
+            output = m.OutputCommandMessage(value=m.Value(value))
         except TerminalError as e:
             if self.sm.failure is not None:
                 self._error(self.sm.failure)
