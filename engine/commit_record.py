@@ -23,11 +23,18 @@ class FirstReads:
     def __init__(self, store: Store) -> None:
         self._db = store.db
         self.before: dict[bytes, bytes | None] = {}
+        self.statuses: dict[bytes, Status] = {}
 
     def get(self, key: bytes) -> Any:
         data: bytes | None = self._db.get(key)
         self.before.setdefault(key, data)
-        return None if data is None else unpack(data)
+        if data is None:
+            return None
+        value = unpack(data)
+        if key.startswith(keys.INVOCATION) and key not in self.statuses:
+            # What observers compare, taken now: the processor changes the record in place.
+            self.statuses[key] = {"st": value["st"], "a": value["a"], "rc": value["rc"]}
+        return value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +51,7 @@ class CommittedBatch:
     now_ms: int
     before: dict[bytes, bytes | None]
     view: StoreView
+    statuses: dict[bytes, Status] = dataclasses.field(default_factory=dict)
 
     @property
     def changed(self) -> dict[bytes, Any]:
@@ -52,16 +60,16 @@ class CommittedBatch:
     @functools.cached_property
     def invocations(self) -> list[tuple[str, Status | None, Status | None]]:
         """(invocation id, status before, status after) for every invocation the batch changed;
-        None where it did not exist or was removed. Decoded once for every observer."""
-        before, deleted = self.before, self.view.deleted
+        None where it did not exist or was removed. The status before holds only `st`, `a` and
+        `rc` (what observers compare), captured when the batch first read it."""
+        statuses, deleted = self.statuses, self.view.deleted
         changes = []
         first = keys.INVOCATION[0]
         for key, value in self.view.changes.items():
             if key[0] == first and key.startswith(keys.INVOCATION):
-                raw = before.get(key)
                 changes.append((
                     key[len(keys.INVOCATION) :].decode(),
-                    None if raw is None else unpack(raw),
+                    statuses.get(key),
                     None if deleted(value) else value,
                 ))  # fmt: skip
         return changes

@@ -153,8 +153,9 @@ class Committer:
         self.entries += self.lsn - first_lsn + 1
         if self.on_commit is not None and reads is not None:
             record = CommittedBatch(
-                self.lsn - first_lsn + 1, fsync_seconds, now_ms, reads.before, view
-            )
+                self.lsn - first_lsn + 1, fsync_seconds, now_ms, reads.before, view,
+                reads.statuses,
+            )  # fmt: skip
             try:
                 self.on_commit(record)
             except Exception:  # observers count; they must never fail a durable batch
