@@ -10,6 +10,7 @@ every record.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 from .formats import FORMATS
@@ -31,32 +32,34 @@ DEFAULT_MAX_IN_FLIGHT = 1000
 
 @dataclasses.dataclass(frozen=True)
 class Subscription:
+    """Derived fields are cached: the consumer reads them for every record."""
+
     id: str
     source: KafkaSource
     sink: ServiceSink
     options: dict[str, str]
     failed: str | None = None
 
-    @property
+    @functools.cached_property
     def group(self) -> str:
         return self.options.get("group.id") or (
             f"headway-{self.source.cluster}-{self.source.topic}"
             f"-{self.sink.service}-{self.sink.handler}"
         )
 
-    @property
+    @functools.cached_property
     def value_format(self) -> str:
         return self.options.get("value.format", "json")
 
-    @property
+    @functools.cached_property
     def dead_letter_topic(self) -> str | None:
         return self.options.get("dead.letter.topic") or None
 
-    @property
+    @functools.cached_property
     def ordered(self) -> bool:
         return self.options.get("ordered", "false").lower() in ("true", "1", "yes")
 
-    @property
+    @functools.cached_property
     def max_in_flight(self) -> int:
         return 1 if self.ordered else int(self.options.get("max.in.flight", DEFAULT_MAX_IN_FLIGHT))
 
