@@ -12,6 +12,7 @@ import functools
 from typing import Any
 
 from . import keys
+from .entries import Express
 from .store import Store, StoreView, unpack
 
 Status = dict[str, Any]
@@ -52,6 +53,8 @@ class CommittedBatch:
     before: dict[bytes, bytes | None]
     view: StoreView
     statuses: dict[bytes, Status] = dataclasses.field(default_factory=dict)
+    # Express runs that took effect: invocations that completed with no status record.
+    expressed: list[Express] = dataclasses.field(default_factory=list)
 
     @property
     def changed(self) -> dict[bytes, Any]:

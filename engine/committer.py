@@ -154,7 +154,7 @@ class Committer:
         if self.on_commit is not None and reads is not None:
             record = CommittedBatch(
                 self.lsn - first_lsn + 1, fsync_seconds, now_ms, reads.before, view,
-                reads.statuses,
+                reads.statuses, effects.expressed,
             )  # fmt: skip
             try:
                 self.on_commit(record)

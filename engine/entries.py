@@ -241,6 +241,26 @@ class PutKafkaCluster(Entry):
         return [self.TAG, self.name, self.cluster]
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Express(Entry):
+    """A Kafka record whose handler already ran, ahead of the log, to the end without waiting:
+    the record's `invoke` with the journal of that run (state reads and writes, emits).
+
+    Applied, it either takes effect whole (if every read still holds and the key is free: the
+    state writes, the emits into the outbox and the applied offset, with no invocation record
+    left behind) or becomes its `invoke`, which runs the durable way.
+    """
+
+    TAG: ClassVar[int] = 20
+    invoke: Invoke
+    journal: tuple[Command, ...]
+    ran_at_ms: int  # when the handler ran: the start of the invocation's span
+
+    def encode(self) -> list[Any]:
+        journal = [command.encode() for command in self.journal]
+        return [self.TAG, self.invoke.encode(), journal, self.ran_at_ms]
+
+
 def decode_entry(raw: list[Any]) -> Entry:
     """The entry a list from `Entry.encode` describes."""
     tag = raw[0]
@@ -278,4 +298,8 @@ def decode_entry(raw: list[Any]) -> Entry:
         return SubscriptionFailed(raw[1], raw[2])
     if tag == PutKafkaCluster.TAG:
         return PutKafkaCluster(raw[1], raw[2])
+    if tag == Express.TAG:
+        invoke = decode_entry(raw[1])
+        assert isinstance(invoke, Invoke)
+        return Express(invoke, tuple(decode_command(c) for c in raw[2]), raw[3])
     raise ValueError(f"unknown log entry tag {tag}")

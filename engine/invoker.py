@@ -57,7 +57,7 @@ class _Durable:
         yield
 
 
-_DURABLE = _Durable()
+DURABLE = _Durable()
 
 
 def _now_ms() -> int:
@@ -273,7 +273,7 @@ class Attempt:
             command = self.invoker.observer.outgoing(command)
         if self.defers and isinstance(command, _DEFERRABLE):
             self.deferred.append((index, command))
-            return _DURABLE
+            return DURABLE
         self._flush()
         self.last_write = self.invoker.committer.submit(
             Append(self.invocation_id, self.attempt, index, command)

@@ -194,6 +194,11 @@ class EngineMetrics:
             if new is not None:
                 by_status[new["st"]] += 1
                 self._transition(old, new)
+        for express in batch.expressed:
+            numbers = self.handler(express.invoke.target.service, express.invoke.target.handler)
+            numbers.started += 1
+            numbers.completed += 1
+            numbers.duration.observe((batch.now_ms - express.ran_at_ms) / 1000)
         before, deleted = batch.before, batch.view.deleted
         for key, value in batch.changed.items():
             if key[0] not in _TIMER_OR_LOCK:  # one int test rules out most changed keys

@@ -55,6 +55,7 @@ from .entries import (
     DeadLetter,
     End,
     Entry,
+    Express,
     Invoke,
     Kill,
     OutboxShipped,
@@ -66,6 +67,7 @@ from .entries import (
     TimerFired,
     Unsubscribe,
 )
+from .express_check import replay_reads
 from .registry import Registry
 from .store import StoreView
 
@@ -78,6 +80,8 @@ class Effects:
 
     actions: list[Action] = dataclasses.field(default_factory=list)
     entries: deque[Entry] = dataclasses.field(default_factory=deque)
+    # Express runs that took effect: invocations that completed without a status record.
+    expressed: list[Express] = dataclasses.field(default_factory=list)
 
 
 class Processor:
@@ -120,6 +124,8 @@ class _Apply:
             self.kill(entry.invocation_id)
         elif isinstance(entry, ReplaceState):
             self.view.put(keys.state(entry.service, entry.key), dict(entry.state))
+        elif isinstance(entry, Express):
+            self.express(entry)
         else:
             self.kafka_entry(entry)
 
@@ -206,6 +212,45 @@ class _Apply:
             self.add_timer(entry.invoke_at_ms, ["invoke", entry.invocation_id])
             return
         self.start(entry.invocation_id, status)
+
+    def express(self, entry: Express) -> None:
+        """A record whose handler ran ahead of the log. It takes effect whole if the run saw the
+        state as it is now and nothing holds or waits for the key; otherwise it becomes an
+        ordinary invocation (queued behind whatever holds the key) and its handler runs again.
+        """
+        invoke = entry.invoke
+        target, source = invoke.target, invoke.source
+        found = self.registry.lookup(target.service, target.handler)
+        state_key = keys.state(target.service, target.key) if target.key is not None else None
+        state: dict[str, bytes] = (self.view.get(state_key) or {}) if state_key else {}
+        result = None
+        if (
+            found is not None
+            and found[0].deployment is None
+            and found[1].kind != "workflow"
+            and source is not None
+            and not (
+                found[0].needs_lock(target.handler)
+                and self.view.get(keys.object_lock(target.service, target.key or "")) is not None
+            )
+        ):
+            result = replay_reads(state, entry.journal)
+        if result is None:
+            self.invoke(invoke)
+            return
+        assert source is not None
+        if not offsets.accept(self.view, source):
+            self.record_done(source)
+            return  # a redelivered record, applied before
+        new_state, emits = result
+        if state_key is not None and new_state != state:
+            if new_state:
+                self.view.put(state_key, new_state)
+            else:
+                self.view.delete(state_key)
+        self.to_outbox(emits, source["cluster"])
+        self.record_done(source)
+        self.fx.expressed.append(entry)
 
     def attach(self, entry: Invoke, existing: Status) -> None:
         """A repeated id (idempotency key, workflow id): join the invocation that exists."""
@@ -439,24 +484,31 @@ class _Apply:
         a failed Kafka-triggered invocation's record to its dead-letter topic if it has one."""
         source: dict[str, Any] | None = status["src"]
         kafka = offsets.is_kafka(source)
-        default_cluster = source["cluster"] if kafka and source else ""
-        clusters: set[str] = set()
         if outcome.failure is None:
+            emits: list[Emit] = []
             for index in status["em"]:
                 emit = known.get(index) or decode_command(self.view.get(keys.journal(inv, index)))
                 assert isinstance(emit, Emit)
-                cluster = emit.cluster or default_cluster
-                outbox.put(self.view, cluster, [emit.topic, emit.key, emit.value, emit.headers])
-                clusters.add(cluster)
+                emits.append(emit)
+            self.to_outbox(emits, source["cluster"] if kafka and source is not None else "")
         elif kafka and source is not None:
             letter = self.dead_letter(status, source, outcome)
             if letter is not None:
                 outbox.put(self.view, source["cluster"], letter)
-                clusters.add(source["cluster"])
-        for cluster in sorted(clusters):
-            self.fx.actions.append(OutboxReady(cluster))
+                self.fx.actions.append(OutboxReady(source["cluster"]))
         if kafka and source is not None:
             self.record_done(source)
+
+    def to_outbox(self, emits: list[Emit], default_cluster: str) -> None:
+        """Puts emitted records into their clusters' outboxes (`default_cluster` for those that
+        name none) and wakes those clusters' shippers."""
+        clusters: set[str] = set()
+        for emit in emits:
+            cluster = emit.cluster or default_cluster
+            outbox.put(self.view, cluster, [emit.topic, emit.key, emit.value, emit.headers])
+            clusters.add(cluster)
+        for cluster in sorted(clusters):
+            self.fx.actions.append(OutboxReady(cluster))
 
     def dead_letter(
         self, status: Status, source: dict[str, Any], outcome: Outcome

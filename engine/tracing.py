@@ -14,9 +14,8 @@ import contextlib
 import hashlib
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
-from typing import Any
 
-from headway.sdk.journal import Outcome, Target
+from headway.sdk.journal import Failure, Outcome, Target
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -160,31 +159,40 @@ class Tracing:
         for invocation_id, old, new in batch.invocations:
             completed_now = old is None or old["st"] != "completed"
             if new is not None and new["st"] == "completed" and completed_now:
-                self._invocation_span(invocation_id, new)
+                self._invocation_span(
+                    invocation_id, new["h"], Target.decode(new["t"]), new["ca"], new["ma"],
+                    new["rc"], Outcome.decode(new["o"]).failure,
+                )  # fmt: skip
+        for express in batch.expressed:
+            invoke = express.invoke
+            self._invocation_span(
+                invoke.invocation_id, invoke.headers, invoke.target, express.ran_at_ms,
+                batch.now_ms, 0, None,
+            )  # fmt: skip
 
-    def _invocation_span(self, invocation_id: str, status: dict[str, Any]) -> None:
-        headers: dict[str, str] = status["h"]
+    def _invocation_span(
+        self, invocation_id: str, headers: dict[str, str], target: Target, start_ms: int,
+        end_ms: int, retries: int, failure: Failure | None,
+    ) -> None:  # fmt: skip
         own = self.invocation_span_context(invocation_id, headers)
         if not own.trace_flags.sampled:
             return
-        target = Target.decode(status["t"])
         token = _forced_ids.set((own.trace_id, own.span_id))
         try:
             span = self.tracer.start_span(
                 str(target), context=_parent(headers), kind=SpanKind.SERVER,
-                start_time=status["ca"] * 1_000_000,
+                start_time=start_ms * 1_000_000,
                 attributes={
                     "headway.invocation_id": invocation_id, "headway.service": target.service,
                     "headway.handler": target.handler, "headway.key": target.key or "",
-                    "headway.retry_count": status["rc"],
+                    "headway.retry_count": retries,
                 },
             )  # fmt: skip
         finally:
             _forced_ids.reset(token)
-        failure = Outcome.decode(status["o"]).failure
         if failure is not None:
             span.set_status(trace.StatusCode.ERROR, f"[{failure.code}] {failure.message}")
-        span.end(end_time=status["ma"] * 1_000_000)
+        span.end(end_time=end_ms * 1_000_000)
 
     def shutdown(self) -> None:
         """Exports what is buffered; blocking."""

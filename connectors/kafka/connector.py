@@ -12,9 +12,11 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from headway.engine import keys
 from headway.engine.entries import Entry
+from headway.engine.express import ExpressLane
 from headway.engine.registry import Registry
 from headway.engine.store import Store
 
@@ -24,6 +26,9 @@ from .formats import value_format
 from .shipper import OutboxShipper
 from .subscription import Subscription, subscription_from_record
 from .uris import SubscriptionError
+
+if TYPE_CHECKING:
+    from headway.engine.observability import Observability
 
 log = logging.getLogger("headway.kafka")
 
@@ -40,10 +45,15 @@ class KafkaConnector:
         *,
         commit_interval: float,
         max_records: int,
+        submit_durable: Callable[[Entry], asyncio.Future[None]] | None = None,
+        observer: Observability | None = None,
     ) -> None:
+        """`submit_durable` (a future per entry) lets subscriptions use the express lane."""
         self.store = store
         self.registry = registry
         self.submit = submit
+        self.submit_durable = submit_durable
+        self.observer = observer
         self.configured_clusters = {c.name: c for c in configured_clusters}
         self.commit_interval = commit_interval
         self.max_records = max_records
@@ -180,7 +190,17 @@ class KafkaConnector:
             options.get("schema.registry.url"),
         )  # fmt: skip
         keyed = service.kind != "service"
-        return SubscriptionConsumer(subscription, cluster, keyed, fmt, self.store, self.submit)
+        lane = None
+        sink = subscription.sink
+        if (
+            subscription.express
+            and self.submit_durable is not None
+            and ExpressLane.serves(self.registry, sink.service, sink.handler)
+        ):
+            lane = ExpressLane(self.store, self.registry, self.submit_durable, self.observer)
+        return SubscriptionConsumer(
+            subscription, cluster, keyed, fmt, self.store, self.submit, lane
+        )
 
     async def stop(self) -> None:
         for consumer in self.consumers.values():

@@ -22,6 +22,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from headway.engine import keys
 from headway.engine.entries import DeadLetter, Entry, Invoke, SubscriptionFailed
+from headway.engine.express import ExpressLane
 from headway.engine.processor import dead_letter_headers
 from headway.engine.store import Store
 from headway.sdk import ids
@@ -57,8 +58,10 @@ class SubscriptionConsumer:
         value_format: ValueFormat,
         store: Store,
         submit: Callable[[Entry], None],
+        lane: ExpressLane | None = None,
     ) -> None:
         self.subscription = subscription
+        self.lane = lane
         self.cluster = cluster
         self.keyed = keyed
         self.format = value_format
@@ -226,7 +229,10 @@ class SubscriptionConsumer:
                 return
             flow.in_flight += 1
             self.ingested += 1
-            self.submit(entry)
+            if self.lane is not None and isinstance(entry, Invoke):
+                self.lane.submit(entry)
+            else:
+                self.submit(entry)
 
     def _entry(self, message: Message) -> Entry | None:
         """The entry a record becomes: an invocation, or a dead letter if it is unusable."""

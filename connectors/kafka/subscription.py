@@ -26,6 +26,9 @@ OPTION_DOCS: dict[str, str] = {
     "dead.letter.topic": "where undecodable records and terminal failures go, with error headers",
     "ordered": "service sinks: invoke one record per partition at a time, in offset order",
     "max.in.flight": "records per partition invoked and not yet finished before pausing it",
+    "express": "true (default): run a record's in-process handler before logging it when it "
+    "only uses state and emits, and keep no invocation record; false: every record is a full, "
+    "retained invocation",
 }
 DEFAULT_MAX_IN_FLIGHT = 1000
 
@@ -58,6 +61,10 @@ class Subscription:
     @functools.cached_property
     def ordered(self) -> bool:
         return self.options.get("ordered", "false").lower() in ("true", "1", "yes")
+
+    @functools.cached_property
+    def express(self) -> bool:
+        return self.options.get("express", "true").lower() in ("true", "1", "yes")
 
     @functools.cached_property
     def max_in_flight(self) -> int:
@@ -110,8 +117,9 @@ def parse_options(raw: Any) -> dict[str, str]:
             f"unknown value.format {options['value.format']!r}: expected one of "
             + ", ".join(FORMATS)
         )
-    if options.get("ordered", "false").lower() not in ("true", "false", "1", "0", "yes", "no"):
-        raise SubscriptionError(f"ordered must be true or false, got {options['ordered']!r}")
+    for flag in ("ordered", "express"):
+        if options.get(flag, "false").lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise SubscriptionError(f"{flag} must be true or false, got {options[flag]!r}")
     in_flight = options.get("max.in.flight")
     if in_flight is not None and (not in_flight.isdigit() or int(in_flight) < 1):
         raise SubscriptionError(f"max.in.flight must be a positive integer, got {in_flight!r}")

@@ -890,7 +890,8 @@ def test_consumer_options_exclude_headways_own() -> None:
             "group.id": "g", "auto.offset.reset": "latest", "value.format": "avro",
             "avro.schema.file": "/x.avsc", "schema.registry.url": "http://r",
             "dead.letter.topic": "dlq", "ordered": "true", "max.in.flight": "5",
-            "fetch.min.bytes": 10, "client.id": "c", "session.timeout.ms": "6000",
+            "express": "false", "fetch.min.bytes": 10, "client.id": "c",
+            "session.timeout.ms": "6000",
         }
     )  # fmt: skip
     assert make_subscription(options).consumer_options() == {
@@ -898,7 +899,7 @@ def test_consumer_options_exclude_headways_own() -> None:
     }  # fmt: skip
     assert set(OPTION_DOCS) == {
         "group.id", "auto.offset.reset", "value.format", "avro.schema.file",
-        "schema.registry.url", "dead.letter.topic", "ordered", "max.in.flight",
+        "schema.registry.url", "dead.letter.topic", "ordered", "max.in.flight", "express",
     }  # fmt: skip
 
 

@@ -18,6 +18,7 @@ from headway.engine.entries import (
     DeadLetter,
     End,
     Entry,
+    Express,
     Invoke,
     Kill,
     OutboxShipped,
@@ -154,6 +155,30 @@ ENTRIES: list[Entry] = [
     SubscriptionFailed("sub_1", "record t/0@3 cannot be invoked"),
     PutKafkaCluster("local", {"name": "local", "brokers": ["127.0.0.1:9092"], "properties": {}}),
     PutKafkaCluster("local", None),
+    Express(
+        Invoke(
+            INV,
+            Target("Obj", "b64:AAE=", "on_record"),
+            b"{}",
+            {"h": "v"},
+            None,
+            0,
+            None,
+            {
+                "sub": "sub_1",
+                "group": "g",
+                "cluster": "local",
+                "topic": "t",
+                "partition": 0,
+                "offset": 9,
+                "timestamp": 1,
+                "key": b"\x00\x01",
+                "headers": {},
+            },
+        ),
+        (GetState("n", None), SetState("n", b"1"), Emit("out", b"{}", b"k", {}, None)),
+        1_700_000_000_000,
+    ),
 ]
 
 
@@ -207,7 +232,7 @@ def test_tags_are_stable() -> None:
         "Invoke": 1, "Append": 2, "Complete": 3, "End": 4, "AttemptFailed": 5, "Suspend": 6,
         "TimerFired": 7, "Cancel": 8, "Kill": 9, "ReplaceState": 10, "Subscribe": 11,
         "Unsubscribe": 12, "DeadLetter": 13, "OutboxShipped": 14, "SubscriptionFailed": 15,
-        "PutKafkaCluster": 16,
+        "PutKafkaCluster": 16, "Express": 20,
     }  # fmt: skip
 
 

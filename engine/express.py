@@ -1,0 +1,194 @@
+"""The express lane: a Kafka record's handler runs before the record is logged, when it can
+finish without waiting.
+
+Most stream handlers read their key's state, write it and emit records; none of that needs the
+log until the handler returns. The lane runs such a handler at once, in the consumer, against
+the key's committed state plus what the key's earlier records' runs wrote (submitted, not yet
+applied), and submits one `Express` entry carrying the run's journal. The processor checks
+the reads and applies the writes, the emits and the record's offset in one batch, or turns the
+entry back into an ordinary invocation (see express_check.py): one log entry per record and
+no invocation record, instead of an invocation's whole life in the store.
+
+A handler that issues anything else (`ctx.run`, sleep, a call, an awakeable), awaits anything
+that is not ready, or fails, is abandoned without effect and its record goes the durable way,
+where all of that is handled; its code before that point runs again there, as on any replay.
+Runs are driven by hand and finish in one step, so the consumer still submits each partition's
+records in offset order, which exactly-once ingestion depends on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING
+
+from headway.sdk.context import Request
+from headway.sdk.definitions import Handler
+from headway.sdk.journal import Command, Outcome
+from headway.sdk.server_context import ServerContext
+from headway.sdk.state_machine import StateMachine
+
+from . import keys
+from .entries import Entry, Express, Invoke
+from .express_check import EXPRESS_COMMANDS, replay_reads
+from .invoker import DURABLE
+from .registry import Registry, ServiceInfo
+from .store import Store
+
+if TYPE_CHECKING:
+    from .observability import Observability
+
+
+class NotExpress(BaseException):
+    """Raised into a handler that issues a command the lane cannot run. A BaseException, so
+    that handler code catching Exception does not swallow it."""
+
+
+class _Recorder:
+    """The run's transport: keeps the commands the lane can run, refuses every other one."""
+
+    def __init__(self, observer: Observability | None) -> None:
+        self.observer = observer
+        self.journal: list[Command] = []
+
+    def append(self, index: int, command: Command) -> Awaitable[None]:
+        if not isinstance(command, EXPRESS_COMMANDS):
+            raise NotExpress(type(command).__name__)
+        if self.observer is not None:
+            command = self.observer.outgoing(command)
+        self.journal.append(command)
+        return DURABLE
+
+    def propose_run_outcome(self, index: int, outcome: Outcome) -> None:
+        raise NotExpress("run")
+
+    def blocked(self) -> None:
+        raise NotExpress("waits")
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _in_lane(found: tuple[ServiceInfo, Handler] | None) -> bool:
+    return found is not None and found[0].deployment is None and found[1].kind != "workflow"
+
+
+class ExpressLane:
+    """Runs the records of one subscription's sink handler ahead of the log."""
+
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        submit: Callable[[Entry], asyncio.Future[None]],
+        observer: Observability | None = None,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.submit_entry = submit
+        self.observer = observer
+        # Per object key: its state after the runs submitted and not yet applied, and how many.
+        self._unapplied: dict[tuple[str, str], tuple[dict[str, bytes], int]] = {}
+        self.ran = 0
+        self.declined = 0
+
+    @staticmethod
+    def serves(registry: Registry, service: str, handler: str) -> bool:
+        """Whether a sink can use the lane: an in-process handler that is not a workflow's."""
+        return _in_lane(registry.lookup(service, handler))
+
+    def submit(self, invoke: Invoke) -> None:
+        """Submits the record as an `Express` entry if its handler ran to the end, else as its
+        ordinary invocation."""
+        target = invoke.target
+        found = self.registry.lookup(target.service, target.handler)
+        run = None
+        if found is not None and _in_lane(found):
+            run = self._run(invoke, found[0].needs_lock(target.handler), found[1])
+        if run is None:
+            self.declined += 1
+            self.submit_entry(invoke)
+            return
+        self.ran += 1
+        journal, state_after, ran_at = run
+        settled = self.submit_entry(Express(invoke, journal, ran_at))
+        slot = None
+        if target.key is not None:
+            slot = (target.service, target.key)
+            count = self._unapplied.get(slot, ({}, 0))[1]
+            self._unapplied[slot] = (state_after, count + 1)
+        settled.add_done_callback(lambda future: self._applied(future, slot))
+
+    def _applied(self, future: asyncio.Future[None], slot: tuple[str, str] | None) -> None:
+        """The entry is applied (or failed to commit, which the committer logs): its key's
+        next run reads the store again once no other run of it is unapplied."""
+        if not future.cancelled():
+            future.exception()  # retrieved: the committer has reported it
+        if slot is None:
+            return
+        state, count = self._unapplied[slot]
+        if count <= 1:
+            del self._unapplied[slot]
+        else:
+            self._unapplied[slot] = (state, count - 1)
+
+    def _state(self, service: str, key: str, locked: bool) -> dict[str, bytes] | None:
+        """The state a run of `key` starts from; None if an invocation holds or awaits the key
+        (the record must queue behind it, the durable way)."""
+        unapplied = self._unapplied.get((service, key))
+        if unapplied is not None:
+            return dict(unapplied[0])
+        if locked and self.store.get(keys.object_lock(service, key)) is not None:
+            return None
+        return dict(self.store.get(keys.state(service, key)) or {})
+
+    def _run(
+        self, invoke: Invoke, locked: bool, handler: Handler
+    ) -> tuple[tuple[Command, ...], dict[str, bytes], int] | None:
+        """Runs the handler in one step: its journal, the key's state after it, and when it
+        ran; None if it cannot finish that way."""
+        target = invoke.target
+        state: dict[str, bytes] = {}
+        if target.key is not None:
+            found = self._state(target.service, target.key, locked)
+            if found is None:
+                return None
+            state = found
+        before = dict(state)  # the context changes `state` as the handler writes
+        recorder = _Recorder(self.observer)
+        request = Request(invoke.invocation_id, invoke.headers, invoke.input, 1, invoke.source)
+        ctx = ServerContext(
+            StateMachine([], {}, recorder), request, target, state, _now_ms,
+            read_only=handler.kind == "shared",
+        )  # fmt: skip
+        ran_at = _now_ms()
+        with self._observed(invoke, handler) as finished:
+            coroutine = handler.call(ctx, invoke.input, target)
+            try:
+                coroutine.send(None)
+            except StopIteration:
+                pass
+            except (NotExpress, Exception):
+                return None
+            else:
+                coroutine.close()  # it awaits something: the durable way waits properly
+                return None
+            if ctx.sm.failure is not None:
+                return None
+            finished()
+        result = replay_reads(before, recorder.journal)
+        assert result is not None, "a run's own reads hold on the state it ran on"
+        return tuple(recorder.journal), result[0], ran_at
+
+    @contextlib.contextmanager
+    def _observed(self, invoke: Invoke, handler: Handler) -> Iterator[Callable[[], None]]:
+        """The run inside its attempt span when tracing; `finished()` counts a completed run."""
+        observer = self.observer
+        if observer is None:
+            yield lambda: None
+            return
+        with observer.express_attempt(invoke.invocation_id, invoke.headers, invoke.target) as done:
+            yield done

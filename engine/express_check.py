@@ -1,0 +1,53 @@
+"""Validation of an express run when its entry is applied: did the handler see the state as it
+is now?
+
+The express lane runs a Kafka record's handler before the record is logged, against the state
+it could read then. Its journal records every read with the value it got. Replaying that
+journal over the key's state as it is when the entry is applied tells whether every read would
+return the same value now; if so, the handler (which sees nothing but its input and those
+reads) would do exactly what it did, and its writes and emits apply as recorded. This is
+optimistic concurrency control validated by value. Pure: a dict and commands in, a verdict out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from headway.sdk.journal import (
+    ClearAllState,
+    ClearState,
+    Command,
+    Emit,
+    GetState,
+    SetState,
+    StateKeys,
+)
+
+# The commands an express run may issue; any other one sends the record the durable way.
+EXPRESS_COMMANDS = (GetState, StateKeys, SetState, ClearState, ClearAllState, Emit)
+
+
+def replay_reads(
+    state: dict[str, bytes], journal: Iterable[Command]
+) -> tuple[dict[str, bytes], list[Emit]] | None:
+    """The state after the run and its emits, in order; None if a read saw something else."""
+    working = dict(state)
+    emits: list[Emit] = []
+    for command in journal:
+        if isinstance(command, GetState):
+            if working.get(command.name) != command.value:
+                return None
+        elif isinstance(command, StateKeys):
+            if sorted(working) != list(command.keys):
+                return None
+        elif isinstance(command, SetState):
+            working[command.name] = command.value
+        elif isinstance(command, ClearState):
+            working.pop(command.name, None)
+        elif isinstance(command, ClearAllState):
+            working.clear()
+        elif isinstance(command, Emit):
+            emits.append(command)
+        else:
+            return None
+    return working, emits

@@ -1,0 +1,290 @@
+"""The express lane's runs, without a broker or a log: which records it runs ahead of the log,
+what it submits, and that it never lets a handler do anything the log would not see.
+
+The submit function stands in for the committer: it records the entries and hands back
+futures the test resolves, the way a durable batch would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from dict_store import DictStore
+from headway.engine import keys
+from headway.engine.entries import Entry, Express, Invoke
+from headway.engine.express import ExpressLane
+from headway.engine.registry import Registry
+from headway.engine.store import StoreView
+from headway.sdk import (
+    Context,
+    ObjectContext,
+    ObjectSharedContext,
+    Service,
+    TerminalError,
+    VirtualObject,
+    Workflow,
+)
+from headway.sdk.journal import Emit, GetState, SetState, StateKeys, Target
+
+side_effects: list[str] = []
+
+counter = VirtualObject("Counter")
+
+
+@counter.handler()
+async def add(ctx: ObjectContext, amount: int) -> int:
+    total: int = (await ctx.get("total") or 0) + amount
+    ctx.set("total", total)
+    ctx.emit("totals", {"total": total}, key=ctx.key())
+    return total
+
+
+@counter.handler()
+async def with_step(ctx: ObjectContext, amount: int) -> None:
+    side_effects.append("before")
+    await ctx.run("step", lambda: side_effects.append("step"))
+
+
+@counter.handler()
+async def swallowing(ctx: ObjectContext, amount: int) -> None:
+    try:
+        await ctx.sleep(__import__("datetime").timedelta(seconds=1))
+    except Exception:
+        side_effects.append("swallowed")
+
+
+@counter.handler()
+async def awaiting(ctx: ObjectContext, amount: int) -> None:
+    try:
+        await asyncio.sleep(0)
+        side_effects.append("after sleep")
+    finally:
+        side_effects.append("closed")
+
+
+@counter.handler()
+async def failing(ctx: ObjectContext, amount: int) -> None:
+    ctx.set("total", 99)
+    raise ValueError("boom")
+
+
+@counter.handler()
+async def terminal(ctx: ObjectContext, amount: int) -> None:
+    raise TerminalError("no", 422)
+
+
+@counter.handler()
+async def listing(ctx: ObjectContext, amount: int) -> list[str]:
+    return await ctx.state_keys()
+
+
+@counter.handler(kind="shared")
+async def read(ctx: ObjectSharedContext, amount: int) -> int:
+    return await ctx.get("total") or 0
+
+
+@counter.handler(kind="shared")
+async def write_from_shared(ctx: ObjectSharedContext, amount: int) -> None:
+    ctx.set("total", 1)  # type: ignore[attr-defined]
+
+
+relay = Service("Relay")
+
+
+@relay.handler()
+async def forward(ctx: Context, data: dict[str, Any]) -> None:
+    ctx.emit("forwarded", data, headers={"n": str(ctx.request().kafka["offset"])})  # type: ignore[index]
+
+
+signup = Workflow("Signup")
+
+
+@signup.main()
+async def start(ctx: Any, data: Any) -> None:
+    return None
+
+
+REGISTRY = Registry([counter, relay, signup])
+
+
+def record(n: int, handler: str = "add", key: str | None = "a", body: bytes = b"1") -> Invoke:
+    service = "Relay" if key is None else "Counter"
+    src = {
+        "sub": "sub_1", "group": "g", "cluster": "local", "topic": "t", "partition": 0,
+        "offset": n, "timestamp": 1, "key": None, "headers": {},
+    }  # fmt: skip
+    return Invoke(f"inv_{n}", Target(service, handler, key), body, {"h": "v"}, None, 0, None, src)
+
+
+class Harness:
+    def __init__(self) -> None:
+        self.store = DictStore()
+        self.submitted: list[tuple[Entry, asyncio.Future[None]]] = []
+        self.lane = ExpressLane(self.store, REGISTRY, self.submit)  # type: ignore[arg-type]
+        side_effects.clear()
+
+    def submit(self, entry: Entry) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.submitted.append((entry, future))
+        return future
+
+    def entries(self) -> list[Entry]:
+        return [entry for entry, _ in self.submitted]
+
+    def last(self) -> Entry:
+        return self.submitted[-1][0]
+
+    def put(self, key: bytes, value: Any) -> None:
+        view = StoreView(self.store)
+        view.put(key, value)
+        self.store.commit(view)
+
+    async def settle(self) -> None:
+        for _, future in self.submitted:
+            if not future.done():
+                future.set_result(None)
+        await asyncio.sleep(0)  # done callbacks run on the next loop turn
+
+
+def lane_test(fn: Any) -> Any:
+    def wrapper() -> None:
+        asyncio.run(fn(Harness()))
+
+    wrapper.__name__ = fn.__name__
+    return wrapper
+
+
+@lane_test
+async def test_a_state_and_emit_handler_runs_ahead_of_the_log(h: Harness) -> None:
+    h.lane.submit(record(1))
+    entry = h.last()
+    assert isinstance(entry, Express)
+    assert entry.invoke == record(1)
+    assert entry.journal == (
+        GetState("total", None), SetState("total", b"1"),
+        Emit("totals", b'{"total":1}', b"a", {}, None),
+    )  # fmt: skip
+    assert h.lane.ran == 1 and h.lane.declined == 0
+
+
+@lane_test
+async def test_later_records_of_a_key_build_on_runs_not_yet_applied(h: Harness) -> None:
+    h.put(keys.state("Counter", "a"), {"total": b"10"})
+    h.lane.submit(record(1))
+    h.lane.submit(record(2, body=b"5"))
+    h.lane.submit(record(3, key="b"))
+    journals = [e.journal[:2] for e in h.entries() if isinstance(e, Express)]
+    assert journals == [
+        (GetState("total", b"10"), SetState("total", b"11")),
+        (GetState("total", b"11"), SetState("total", b"16")),
+        (GetState("total", None), SetState("total", b"1")),
+    ]
+
+
+@lane_test
+async def test_once_applied_a_key_reads_from_the_store_again(h: Harness) -> None:
+    h.lane.submit(record(1))
+    await h.settle()
+    h.put(keys.state("Counter", "a"), {"total": b"40"})  # as if another invocation wrote it
+    h.lane.submit(record(2))
+    entry = h.last()
+    assert isinstance(entry, Express) and entry.journal[0] == GetState("total", b"40")
+
+
+@lane_test
+async def test_a_key_waits_for_unapplied_runs_however_they_settle(h: Harness) -> None:
+    h.lane.submit(record(1))
+    h.lane.submit(record(2))
+    h.submitted[0][1].set_exception(RuntimeError("write failed"))
+    await asyncio.sleep(0)
+    h.lane.submit(record(3))  # record 2 is still unapplied: build on it
+    entry = h.last()
+    assert isinstance(entry, Express) and entry.journal[0] == GetState("total", b"2")
+
+
+@lane_test
+async def test_a_held_key_sends_the_record_the_durable_way_without_running_it(
+    h: Harness,
+) -> None:
+    h.put(keys.object_lock("Counter", "a"), ["inv_holder", []])
+    h.lane.submit(record(1, "with_step"))
+    assert h.entries() == [record(1, "with_step")]
+    assert side_effects == []
+    assert h.lane.declined == 1
+
+
+@lane_test
+async def test_a_shared_handler_runs_even_while_its_key_is_held(h: Harness) -> None:
+    h.put(keys.object_lock("Counter", "a"), ["inv_holder", []])
+    h.put(keys.state("Counter", "a"), {"total": b"3"})
+    h.lane.submit(record(1, "read"))
+    entry = h.last()
+    assert isinstance(entry, Express) and entry.journal == (GetState("total", b"3"),)
+
+
+@lane_test
+async def test_a_step_sends_the_record_the_durable_way_before_the_step_runs(
+    h: Harness,
+) -> None:
+    h.lane.submit(record(1, "with_step"))
+    assert h.entries() == [record(1, "with_step")]
+    assert side_effects == ["before"]  # the code before the step; the step itself never ran
+
+
+@lane_test
+async def test_catching_exception_does_not_keep_a_handler_in_the_lane(h: Harness) -> None:
+    h.lane.submit(record(1, "swallowing"))
+    assert h.entries() == [record(1, "swallowing")]
+    assert side_effects == []
+
+
+@lane_test
+async def test_a_handler_that_awaits_something_is_closed_and_goes_the_durable_way(
+    h: Harness,
+) -> None:
+    h.lane.submit(record(1, "awaiting"))
+    assert h.entries() == [record(1, "awaiting")]
+    assert side_effects == ["closed"]
+
+
+@pytest.mark.parametrize("handler", ["failing", "terminal", "write_from_shared"])
+def test_a_failing_handler_goes_the_durable_way_where_failures_are_handled(
+    handler: str,
+) -> None:
+    async def run(h: Harness) -> None:
+        h.lane.submit(record(1, handler))
+        h.lane.submit(record(2))
+        # Nothing of the failed run leaks into the next record's state.
+        assert h.entries()[0] == record(1, handler)
+        second = h.entries()[1]
+        assert isinstance(second, Express) and second.journal[0] == GetState("total", None)
+
+    asyncio.run(run(Harness()))
+
+
+@lane_test
+async def test_state_keys_are_journaled_for_validation(h: Harness) -> None:
+    h.put(keys.state("Counter", "a"), {"b": b"1", "a": b"2"})
+    h.lane.submit(record(1, "listing"))
+    entry = h.last()
+    assert isinstance(entry, Express) and entry.journal == (StateKeys(["a", "b"]),)
+
+
+@lane_test
+async def test_a_service_sink_sees_the_record_metadata(h: Harness) -> None:
+    h.lane.submit(record(7, "forward", key=None, body=b'{"x": 1}'))
+    entry = h.last()
+    assert isinstance(entry, Express)
+    assert entry.journal == (Emit("forwarded", b'{"x":1}', None, {"n": b"7"}, None),)
+
+
+def test_only_in_process_handlers_that_are_not_workflows_use_the_lane() -> None:
+    assert ExpressLane.serves(REGISTRY, "Counter", "add")
+    assert ExpressLane.serves(REGISTRY, "Relay", "forward")
+    assert not ExpressLane.serves(REGISTRY, "Signup", "start")
+    assert not ExpressLane.serves(REGISTRY, "Counter", "missing")
+    remote = Registry([VirtualObject("Remote")])
+    remote.services["Remote"].deployment = "dp_1"
+    assert not ExpressLane.serves(remote, "Remote", "x")
