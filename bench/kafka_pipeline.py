@@ -82,6 +82,7 @@ class Result:
     records_per_s: float | None = None
     ratio_to_ceiling: float | None = None
     peak_rss_mib: float | None = None
+    cpu_us_per_record: float | None = None
     exactly_once: str = "n/a"  # pass, FAIL, n/a (no outputs), skipped
     error: str = ""
     note: str = ""
@@ -232,6 +233,16 @@ def peak_rss_mib(pid: int) -> float | None:
     except OSError:
         pass
     return None
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU time the process has used so far: a figure that, unlike
+    throughput, does not depend on what else the machine is doing."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def stop(process: subprocess.Popen[bytes], grace: float = 20.0) -> None:
@@ -456,6 +467,9 @@ def run_system(run: Run, system: str) -> Result:
         result.seconds = finished - spawned.started
         result.records_per_s = run.records / result.seconds
         result.peak_rss_mib = peak_rss_mib(spawned.process.pid)
+        cpu = cpu_seconds(spawned.process.pid)
+        if cpu is not None:
+            result.cpu_us_per_record = cpu * 1e6 / run.records
         log(f"{system}: done in {result.seconds:.1f} s ({result.records_per_s:,.0f} records/s)")
     except (Failed, KafkaException, OSError, KeyError, TypeError, ValueError) as exc:
         result.error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, Failed) else str(exc)
@@ -481,7 +495,10 @@ def run_system(run: Run, system: str) -> Result:
 
 def table(results: list[Result]) -> str:
     """The results as a fixed-width table, notes and log problems below it."""
-    headers = ["system", "records", "seconds", "records/s", "x ceiling", "peak RSS MiB", "EOS"]
+    headers = [
+        "system", "records", "seconds", "records/s", "x ceiling", "CPU us/record", "peak RSS MiB",
+        "EOS",
+    ]  # fmt: skip
     rows = []
     for r in results:
         rows.append([
@@ -489,6 +506,7 @@ def table(results: list[Result]) -> str:
             f"{r.seconds:.1f}" if r.seconds is not None else "-",
             f"{r.records_per_s:,.0f}" if r.records_per_s is not None else "FAILED",
             f"{r.ratio_to_ceiling:.3f}" if r.ratio_to_ceiling is not None else "-",
+            f"{r.cpu_us_per_record:.0f}" if r.cpu_us_per_record is not None else "-",
             f"{r.peak_rss_mib:.0f}" if r.peak_rss_mib is not None else "-",
             r.exactly_once.split(" (")[0],
         ])  # fmt: skip

@@ -67,18 +67,26 @@ class Committer:
         self.entries = 0
         self.fsync_seconds = 0.0
         self.on_commit: Callable[[CommittedBatch], None] | None = None
+        # Submitted entries are numbered 1, 2, ...; those up to `settled` are written (or
+        # failed): the store shows their effects.
+        self.submitted = 0
+        self.settled = 0
 
     def submit(self, entry: Entry) -> asyncio.Future[None]:
         """Queues an entry; the future resolves once it is durable."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append((entry, fut))
+        self.submitted += 1
         self._wakeup.set()
         return fut
 
-    def submit_nowait(self, entry: Entry) -> None:
-        """Queues an entry whose durability nobody waits for (it is still ordered)."""
+    def submit_nowait(self, entry: Entry) -> int:
+        """Queues an entry whose durability nobody waits for (it is still ordered); returns its
+        number, which `settled` reaches once the entry is written."""
         self._queue.append((entry, None))
+        self.submitted += 1
         self._wakeup.set()
+        return self.submitted
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="group-commit")
@@ -118,9 +126,11 @@ class Committer:
                 return
             entry, fut = taken[0]
             log.exception("a %s entry could not be committed and was dropped", type(entry).__name__)
+            self.settled += 1
             if fut is not None and not fut.done():
                 fut.set_exception(e)
             return
+        self.settled += len(taken)
         for _, fut in taken:
             if fut is not None and not fut.done():
                 fut.set_result(None)

@@ -66,7 +66,7 @@ class Engine:
             store, self.registry, self.committer.submit_nowait, self.config.kafka_clusters,
             commit_interval=self.config.outbox_commit_interval,
             max_records=self.config.outbox_max_records,
-            submit_durable=self.committer.submit, observer=self.observability,
+            committer=self.committer, observer=self.observability,
         )  # fmt: skip
         self.observability.attach(self.committer, self.invoker, store)
         if self.observability.metrics is not None:

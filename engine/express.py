@@ -18,11 +18,9 @@ records in offset order, which exactly-once ingestion depends on.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Coroutine
+from typing import TYPE_CHECKING, Any
 
 from headway.sdk.context import Request
 from headway.sdk.definitions import Handler
@@ -31,8 +29,9 @@ from headway.sdk.server_context import ServerContext
 from headway.sdk.state_machine import StateMachine
 
 from . import keys
-from .entries import Entry, Express, Invoke
-from .express_check import EXPRESS_COMMANDS, replay_reads
+from .committer import Committer
+from .entries import Express, Invoke
+from .express_check import EXPRESS_COMMANDS
 from .invoker import DURABLE
 from .registry import Registry, ServiceInfo
 from .store import Store
@@ -68,6 +67,9 @@ class _Recorder:
         raise NotExpress("waits")
 
 
+_PRUNE_AT = 4096
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -83,15 +85,17 @@ class ExpressLane:
         self,
         store: Store,
         registry: Registry,
-        submit: Callable[[Entry], asyncio.Future[None]],
+        committer: Committer,
         observer: Observability | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
-        self.submit_entry = submit
+        self.committer = committer
         self.observer = observer
-        # Per object key: its state after the runs submitted and not yet applied, and how many.
+        # Per object key: its state after its last run, and that run's entry number; until the
+        # committer has settled that entry, the store does not show the run yet.
         self._unapplied: dict[tuple[str, str], tuple[dict[str, bytes], int]] = {}
+        self._prune_at = _PRUNE_AT
         self.ran = 0
         self.declined = 0
 
@@ -110,37 +114,30 @@ class ExpressLane:
             run = self._run(invoke, found[0].needs_lock(target.handler), found[1])
         if run is None:
             self.declined += 1
-            self.submit_entry(invoke)
+            self.committer.submit_nowait(invoke)
             return
         self.ran += 1
         journal, state_after, ran_at = run
-        settled = self.submit_entry(Express(invoke, journal, ran_at))
-        slot = None
+        number = self.committer.submit_nowait(Express(invoke, journal, ran_at))
         if target.key is not None:
-            slot = (target.service, target.key)
-            count = self._unapplied.get(slot, ({}, 0))[1]
-            self._unapplied[slot] = (state_after, count + 1)
-        settled.add_done_callback(lambda future: self._applied(future, slot))
+            self._unapplied[(target.service, target.key)] = (state_after, number)
+            if len(self._unapplied) > self._prune_at:
+                self._prune()
 
-    def _applied(self, future: asyncio.Future[None], slot: tuple[str, str] | None) -> None:
-        """The entry is applied (or failed to commit, which the committer logs): its key's
-        next run reads the store again once no other run of it is unapplied."""
-        if not future.cancelled():
-            future.exception()  # retrieved: the committer has reported it
-        if slot is None:
-            return
-        state, count = self._unapplied[slot]
-        if count <= 1:
-            del self._unapplied[slot]
-        else:
-            self._unapplied[slot] = (state, count - 1)
+    def _prune(self) -> None:
+        """Forgets the keys whose last run the store shows (keys seen once stay no longer)."""
+        settled = self.committer.settled
+        self._unapplied = {k: v for k, v in self._unapplied.items() if v[1] > settled}
+        self._prune_at = max(_PRUNE_AT, 2 * len(self._unapplied))
 
     def _state(self, service: str, key: str, locked: bool) -> dict[str, bytes] | None:
         """The state a run of `key` starts from; None if an invocation holds or awaits the key
         (the record must queue behind it, the durable way)."""
         unapplied = self._unapplied.get((service, key))
         if unapplied is not None:
-            return dict(unapplied[0])
+            if unapplied[1] > self.committer.settled:
+                return dict(unapplied[0])
+            del self._unapplied[(service, key)]
         if locked and self.store.get(keys.object_lock(service, key)) is not None:
             return None
         return dict(self.store.get(keys.state(service, key)) or {})
@@ -157,38 +154,36 @@ class ExpressLane:
             if found is None:
                 return None
             state = found
-        before = dict(state)  # the context changes `state` as the handler writes
-        recorder = _Recorder(self.observer)
+        observer = self.observer
+        recorder = _Recorder(observer)
         request = Request(invoke.invocation_id, invoke.headers, invoke.input, 1, invoke.source)
+        # The context keeps `state` current as the handler writes: it is the state after.
         ctx = ServerContext(
             StateMachine([], {}, recorder), request, target, state, _now_ms,
             read_only=handler.kind == "shared",
         )  # fmt: skip
         ran_at = _now_ms()
-        with self._observed(invoke, handler) as finished:
-            coroutine = handler.call(ctx, invoke.input, target)
-            try:
-                coroutine.send(None)
-            except StopIteration:
-                pass
-            except (NotExpress, Exception):
-                return None
-            else:
-                coroutine.close()  # it awaits something: the durable way waits properly
-                return None
-            if ctx.sm.failure is not None:
-                return None
-            finished()
-        result = replay_reads(before, recorder.journal)
-        assert result is not None, "a run's own reads hold on the state it ran on"
-        return tuple(recorder.journal), result[0], ran_at
+        started = time.perf_counter()
+        if observer is not None and observer.tracing is not None:
+            with observer.tracing.attempt_span(invoke.invocation_id, invoke.headers, target, 1):
+                finished = _run_in_one_step(handler.call(ctx, invoke.input, target))
+        else:
+            finished = _run_in_one_step(handler.call(ctx, invoke.input, target))
+        if not finished or ctx.sm.failure is not None:
+            return None
+        if observer is not None and observer.metrics is not None:
+            observer.metrics.attempt_ended(target.service, target.handler, started)
+        return tuple(recorder.journal), state, ran_at
 
-    @contextlib.contextmanager
-    def _observed(self, invoke: Invoke, handler: Handler) -> Iterator[Callable[[], None]]:
-        """The run inside its attempt span when tracing; `finished()` counts a completed run."""
-        observer = self.observer
-        if observer is None:
-            yield lambda: None
-            return
-        with observer.express_attempt(invoke.invocation_id, invoke.headers, invoke.target) as done:
-            yield done
+
+def _run_in_one_step(coroutine: Coroutine[Any, Any, Any]) -> bool:
+    """Drives a handler's coroutine by hand; True if it returned without awaiting anything
+    that was not ready and without failing."""
+    try:
+        coroutine.send(None)
+    except StopIteration:
+        return True
+    except (NotExpress, Exception):
+        return False
+    coroutine.close()  # it awaits something: the durable way waits properly
+    return False

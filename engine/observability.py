@@ -8,14 +8,13 @@ both off nothing is attached: the committer and invoker run as if this did not e
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import time
 from collections import Counter as Tally
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
-from headway.sdk.journal import Call, Command, Emit, Send, Target
+from headway.sdk.journal import Call, Command, Emit, Send
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import StatusCode
 
@@ -94,24 +93,6 @@ class Observability:
             run.close()  # cancelled before it began: nothing ran, and nothing should warn
             if self.metrics is not None:
                 self.metrics.attempt_ended(target.service, target.handler, started)
-
-    @contextlib.contextmanager
-    def express_attempt(
-        self, invocation_id: str, headers: dict[str, str], target: Target
-    ) -> Iterator[Callable[[], None]]:
-        """An express run (engine/express.py), inside its attempt span when tracing; calling
-        what it yields when the run finished times it like an attempt."""
-        started = time.perf_counter()
-
-        def finished() -> None:
-            if self.metrics is not None:
-                self.metrics.attempt_ended(target.service, target.handler, started)
-
-        if self.tracing is None:
-            yield finished
-            return
-        with self.tracing.attempt_span(invocation_id, headers, target, 1):
-            yield finished
 
     def outgoing(self, command: Command) -> Command:
         """A call, send or emitted Kafka record, carrying the current attempt's trace context in

@@ -23,7 +23,7 @@ class TimerService:
     """Loads due-soon timers and submits them when they come due."""
 
     def __init__(
-        self, store: Store, submit: Callable[[TimerFired], None], window_ms: int = 60_000
+        self, store: Store, submit: Callable[[TimerFired], object], window_ms: int = 60_000
     ) -> None:
         self.store = store
         self.submit = submit

@@ -95,15 +95,19 @@ def _byteswap(value: int, nbytes: int) -> int:
     return int.from_bytes(value.to_bytes(nbytes, "big"), "little")
 
 
+# Every two-digit base62 string, by value: encoding takes two digits per division.
+_BASE62_PAIRS: Final = tuple(a + b for a in BASE62_ALPHABET for b in BASE62_ALPHABET)
+
+
 def _encode_fixed(value: int, nbytes: int) -> str:
     """Fixed-width base62 of an unsigned `nbytes`-byte value, byte-swapped as Restate does."""
     width = U64_CHARS if nbytes == 8 else U128_CHARS
     n = _byteswap(value, nbytes)
-    digits: list[str] = []
+    pairs: list[str] = []
     while n:
-        n, rem = divmod(n, 62)
-        digits.append(BASE62_ALPHABET[rem])
-    return "".join(reversed(digits)).rjust(width, "0")
+        n, rem = divmod(n, 3844)  # 62 ** 2
+        pairs.append(_BASE62_PAIRS[rem])
+    return "".join(reversed(pairs)).lstrip("0").rjust(width, "0")
 
 
 def _decode_fixed(text: str, nbytes: int, what: str, whole: str, offset: int) -> int:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import typing
 from typing import Any, Generic, Protocol, TypeVar
+
+import orjson
 
 T = TypeVar("T")
 
@@ -28,18 +31,31 @@ class BytesSerde:
         return data
 
 
+def dumps(value: Any) -> bytes:
+    """Compact UTF-8 JSON; dataclasses and pydantic models become objects."""
+    try:
+        return orjson.dumps(value, default=_to_jsonable, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        # orjson refuses integers beyond 64 bits; the standard library writes them.
+        text = json.dumps(value, separators=(",", ":"), default=_to_jsonable, ensure_ascii=False)
+        return text.encode()
+
+
+loads = orjson.loads
+
+
 class JsonSerde(Generic[T]):
     """JSON for plain values (dict, list, str, numbers, None)."""
 
     def serialize(self, value: T) -> bytes:
         if value is None:
             return b""
-        return json.dumps(value, separators=(",", ":"), default=_to_jsonable).encode()
+        return dumps(value)
 
     def deserialize(self, data: bytes) -> T:
         if not data:
             return None  # type: ignore[return-value]
-        return typing.cast(T, json.loads(data))
+        return typing.cast(T, loads(data))
 
 
 class DataclassSerde(Generic[T]):
@@ -49,10 +65,10 @@ class DataclassSerde(Generic[T]):
         self._cls = cls
 
     def serialize(self, value: T) -> bytes:
-        return json.dumps(_to_jsonable(value), separators=(",", ":")).encode()
+        return dumps(_to_jsonable(value))
 
     def deserialize(self, data: bytes) -> T:
-        raw = json.loads(data) if data else None
+        raw = loads(data) if data else None
         if not isinstance(raw, dict):
             raise ValueError(f"expected a JSON object for {self._cls.__name__}")
         return self._cls(**raw)
@@ -80,7 +96,22 @@ def _to_jsonable(value: Any) -> Any:
 
 
 def serde_for(annotation: Any) -> Serde[Any]:
-    """Picks the serde that fits a type hint: bytes raw, dataclasses, pydantic models, else JSON."""
+    """Picks the serde that fits a type hint: bytes raw, dataclasses, pydantic models, else JSON.
+
+    Serdes hold no per-value state, so one per hint is kept (`ctx.set` and `ctx.emit` ask for
+    every value they write)."""
+    try:
+        return _serde_for_hashable(annotation)
+    except TypeError:  # an unhashable hint, such as Annotated with unhashable metadata
+        return _new_serde_for(annotation)
+
+
+@functools.lru_cache(maxsize=1024)
+def _serde_for_hashable(annotation: Any) -> Serde[Any]:
+    return _new_serde_for(annotation)
+
+
+def _new_serde_for(annotation: Any) -> Serde[Any]:
     if annotation is bytes:
         return BytesSerde()
     if isinstance(annotation, type):

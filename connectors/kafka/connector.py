@@ -28,6 +28,7 @@ from .subscription import Subscription, subscription_from_record
 from .uris import SubscriptionError
 
 if TYPE_CHECKING:
+    from headway.engine.committer import Committer
     from headway.engine.observability import Observability
 
 log = logging.getLogger("headway.kafka")
@@ -40,19 +41,19 @@ class KafkaConnector:
         self,
         store: Store,
         registry: Registry,
-        submit: Callable[[Entry], None],
+        submit: Callable[[Entry], object],
         configured_clusters: tuple[KafkaCluster, ...],
         *,
         commit_interval: float,
         max_records: int,
-        submit_durable: Callable[[Entry], asyncio.Future[None]] | None = None,
+        committer: Committer | None = None,
         observer: Observability | None = None,
     ) -> None:
-        """`submit_durable` (a future per entry) lets subscriptions use the express lane."""
+        """With the `committer`, subscriptions can use the express lane."""
         self.store = store
         self.registry = registry
         self.submit = submit
-        self.submit_durable = submit_durable
+        self.committer = committer
         self.observer = observer
         self.configured_clusters = {c.name: c for c in configured_clusters}
         self.commit_interval = commit_interval
@@ -194,10 +195,10 @@ class KafkaConnector:
         sink = subscription.sink
         if (
             subscription.express
-            and self.submit_durable is not None
+            and self.committer is not None
             and ExpressLane.serves(self.registry, sink.service, sink.handler)
         ):
-            lane = ExpressLane(self.store, self.registry, self.submit_durable, self.observer)
+            lane = ExpressLane(self.store, self.registry, self.committer, self.observer)
         return SubscriptionConsumer(
             subscription, cluster, keyed, fmt, self.store, self.submit, lane
         )

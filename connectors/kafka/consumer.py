@@ -57,7 +57,7 @@ class SubscriptionConsumer:
         keyed: bool,
         value_format: ValueFormat,
         store: Store,
-        submit: Callable[[Entry], None],
+        submit: Callable[[Entry], object],
         lane: ExpressLane | None = None,
     ) -> None:
         self.subscription = subscription

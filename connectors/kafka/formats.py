@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import fastavro
+from headway.sdk import serde
 
 from .uris import SubscriptionError
 
@@ -45,7 +46,7 @@ class JsonFormat:
         if value is None:
             return b"null"  # a tombstone: the handler sees None
         try:
-            json.loads(value)
+            serde.loads(value)  # the parser the handler's input goes through
         except (UnicodeDecodeError, ValueError) as e:
             raise RecordDecodeError(f"value is not valid JSON: {e}") from None
         return value

@@ -52,7 +52,7 @@ class OutboxShipper:
     def __init__(
         self,
         store: Store,
-        submit: Callable[[Entry], None],
+        submit: Callable[[Entry], object],
         outbox: str,
         cluster: KafkaCluster,
         transactional_id: str,

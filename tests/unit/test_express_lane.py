@@ -1,8 +1,8 @@
 """The express lane's runs, without a broker or a log: which records it runs ahead of the log,
 what it submits, and that it never lets a handler do anything the log would not see.
 
-The submit function stands in for the committer: it records the entries and hands back
-futures the test resolves, the way a durable batch would.
+A recording committer stands in for the real one: it numbers the entries submitted, and the
+test says when they are settled (written), the way a durable batch would.
 """
 
 from __future__ import annotations
@@ -118,34 +118,37 @@ def record(n: int, handler: str = "add", key: str | None = "a", body: bytes = b"
     return Invoke(f"inv_{n}", Target(service, handler, key), body, {"h": "v"}, None, 0, None, src)
 
 
+class RecordingCommitter:
+    def __init__(self) -> None:
+        self.entries: list[Entry] = []
+        self.settled = 0
+
+    def submit_nowait(self, entry: Entry) -> int:
+        self.entries.append(entry)
+        return len(self.entries)
+
+
 class Harness:
     def __init__(self) -> None:
         self.store = DictStore()
-        self.submitted: list[tuple[Entry, asyncio.Future[None]]] = []
-        self.lane = ExpressLane(self.store, REGISTRY, self.submit)  # type: ignore[arg-type]
+        self.committer = RecordingCommitter()
+        self.lane = ExpressLane(self.store, REGISTRY, self.committer)  # type: ignore[arg-type]
         side_effects.clear()
 
-    def submit(self, entry: Entry) -> asyncio.Future[None]:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.submitted.append((entry, future))
-        return future
-
     def entries(self) -> list[Entry]:
-        return [entry for entry, _ in self.submitted]
+        return self.committer.entries
 
     def last(self) -> Entry:
-        return self.submitted[-1][0]
+        return self.committer.entries[-1]
 
     def put(self, key: bytes, value: Any) -> None:
         view = StoreView(self.store)
         view.put(key, value)
         self.store.commit(view)
 
-    async def settle(self) -> None:
-        for _, future in self.submitted:
-            if not future.done():
-                future.set_result(None)
-        await asyncio.sleep(0)  # done callbacks run on the next loop turn
+    def settle(self, through: int | None = None) -> None:
+        """The entries up to `through` (default: all) are written."""
+        self.committer.settled = len(self.entries()) if through is None else through
 
 
 def lane_test(fn: Any) -> Any:
@@ -186,7 +189,7 @@ async def test_later_records_of_a_key_build_on_runs_not_yet_applied(h: Harness) 
 @lane_test
 async def test_once_applied_a_key_reads_from_the_store_again(h: Harness) -> None:
     h.lane.submit(record(1))
-    await h.settle()
+    h.settle()
     h.put(keys.state("Counter", "a"), {"total": b"40"})  # as if another invocation wrote it
     h.lane.submit(record(2))
     entry = h.last()
@@ -194,14 +197,26 @@ async def test_once_applied_a_key_reads_from_the_store_again(h: Harness) -> None
 
 
 @lane_test
-async def test_a_key_waits_for_unapplied_runs_however_they_settle(h: Harness) -> None:
+async def test_a_key_builds_on_its_last_run_until_that_run_is_settled(h: Harness) -> None:
     h.lane.submit(record(1))
     h.lane.submit(record(2))
-    h.submitted[0][1].set_exception(RuntimeError("write failed"))
-    await asyncio.sleep(0)
-    h.lane.submit(record(3))  # record 2 is still unapplied: build on it
+    h.settle(through=1)  # the first run is in the store, the second not yet
+    h.lane.submit(record(3))
     entry = h.last()
     assert isinstance(entry, Express) and entry.journal[0] == GetState("total", b"2")
+
+
+@lane_test
+async def test_keys_seen_long_ago_are_forgotten(h: Harness) -> None:
+    for n in range(5000):
+        h.lane.submit(record(n, key=f"k{n}"))
+    h.settle()
+    for n in range(5000, 9000):
+        h.lane.submit(record(n, key=f"k{n}"))
+    h.lane.submit(record(9000, key="k0"))
+    assert len(h.lane._unapplied) <= 4096 + 1
+    entry = h.last()
+    assert isinstance(entry, Express) and entry.journal[0] == GetState("total", None)
 
 
 @lane_test

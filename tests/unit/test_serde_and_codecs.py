@@ -341,7 +341,7 @@ def test_json_serde_round_trips(value: Any) -> None:
 
 def test_json_serde_encoding() -> None:
     serde: JsonSerde[Any] = JsonSerde()
-    assert serde.serialize({"a": 1, "b": "ü"}) == b'{"a":1,"b":"\\u00fc"}'
+    assert serde.serialize({"a": 1, "b": "ü"}) == '{"a":1,"b":"ü"}'.encode()
     assert serde.serialize(None) == b""
     assert serde.deserialize(b"") is None
     assert serde.serialize("") == b'""'
