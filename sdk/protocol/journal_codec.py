@@ -5,9 +5,10 @@ journal's `Command`s, and a replay encodes the journal back into the messages th
 
 Completion ids: the protocol's completable commands carry ids that the SDK allocates in
 command order, from 1 (a call takes two: its invocation id, then its result; a one-way call
-one). The journal does not store them; `CompletionIds` reallocates them the same way on
-replay, and a command whose ids differ from that allocation is refused, so the mapping
-cannot drift silently.
+and a state read one, an eager read included, though no message carries that id). The
+journal does not store them; `CompletionIds` reallocates them the same way on replay, and a
+command whose ids differ from that allocation is refused, so the mapping cannot drift
+silently.
 """
 
 from __future__ import annotations
@@ -50,7 +51,9 @@ def completion_id_count(command: j.Command) -> int:
         return 2
     if isinstance(command, j.Send | j.Run | j.Sleep | j.GetPromise | j.PeekPromise):
         return 1
-    return 1 if isinstance(command, j.CompletePromise) else 0
+    # A state read takes an id even when the SDK answers it from eager state, as the official
+    # SDKs allocate one for every read.
+    return 1 if isinstance(command, j.CompletePromise | j.GetState | j.StateKeys) else 0
 
 
 class CompletionIds:
