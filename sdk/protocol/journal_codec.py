@@ -203,11 +203,19 @@ def decode_command(message: m.CommandMessage, next_id: int, mint: MintInvocation
     raise ProtocolError(f"{type(message).__name__} is not supported by this engine")
 
 
+def _unscoped(message: m.CommandMessage, scope: str | None) -> None:
+    """Refuses V7 scopes and limit keys: they change the target's invocation id and partition,
+    which this engine does not model, so dropping them would misroute the call."""
+    if scope:
+        raise ProtocolError(f"{type(message).__name__}: scopes and limit keys are not supported")
+
+
 def _decode_call(
     message: m.CallCommandMessage | m.OneWayCallCommandMessage,
     expected_ids: list[int],
     mint: MintInvocationId,
 ) -> j.Command:
+    _unscoped(message, message.scope or message.limit_key)
     target = j.Target(message.service_name, message.handler_name, message.key or None)
     headers = {h.key: h.value for h in message.headers}
     idempotency_key = message.idempotency_key or None

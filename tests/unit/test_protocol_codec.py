@@ -291,6 +291,23 @@ def test_unsupported_commands_are_clear_errors(message: m.CommandMessage) -> Non
         decode_command(message, 1, _mint)
 
 
+@pytest.mark.parametrize(
+    "message",
+    [
+        m.CallCommandMessage(
+            service_name="S", handler_name="h", scope="tenant-1",
+            invocation_id_notification_idx=1, result_completion_id=2,
+        ),
+        m.OneWayCallCommandMessage(
+            service_name="S", handler_name="h", limit_key="k", invocation_id_notification_idx=1
+        ),
+    ],
+)  # fmt: skip
+def test_scoped_calls_are_refused(message: m.CommandMessage) -> None:
+    with pytest.raises(ProtocolError, match="scopes and limit keys are not supported"):
+        decode_command(message, 1, _mint)
+
+
 def test_replay_interleaves_notifications_in_arrival_order() -> None:
     journal: list[j.Command] = [j.Call(TARGET, b"", {}, None, "inv_c"), j.Run("a"), j.Run("b")]
     completions = {
