@@ -125,6 +125,7 @@ ENTRIES: list[Entry] = [
     ),
     *(Append(INV, 2, i, command) for i, command in enumerate(COMMANDS)),
     Complete(INV, 4, Outcome.ok(b"v")),
+    Complete(INV, 1 << 40, Outcome.ok(b"v"), "approved"),
     Complete(INV, 4, Outcome.ok()),
     Complete(INV, 4, Outcome(value=None)),
     Complete(INV, 0, Outcome.fail(500, "boom")),
