@@ -39,9 +39,9 @@ class StreamingAttempt(RemoteAttempt):
 
     def __init__(
         self, invoker: Invoker, session: aiohttp.ClientSession, deployment: Deployment | None,
-        invocation_id: str, status: dict[str, Any], pool: H2Pool,
+        invocation_id: str, status: dict[str, Any], pool: H2Pool, eager_state_limit: int,
     ) -> None:  # fmt: skip
-        super().__init__(invoker, session, deployment, invocation_id, status)
+        super().__init__(invoker, session, deployment, invocation_id, status, eager_state_limit)
         self.pool = pool
         self.stream: H2Stream | None = None
         self.version = deployment.protocol if deployment is not None else 0
@@ -106,8 +106,8 @@ class StreamingAttempt(RemoteAttempt):
     def notify(self, index: int, seq: int, outcome: Outcome) -> None:
         if is_named_signal_slot(index):
             record = self.invoker.store.get(keys.completion(self.invocation_id, index))
-            name = record[2] if record is not None and len(record) > 2 else None
-            self._send(codec.signal_notification(index, outcome, name))
+            if record is not None and len(record) > 2:  # its name, stored with it
+                self._send(codec.signal_notification(index, outcome, record[2]))
         elif is_signal_slot(index):
             self._send(codec.signal_notification(index, outcome))
         elif index < len(self.journal):
