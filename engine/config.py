@@ -53,6 +53,9 @@ SETTINGS: list[Setting] = [
             "share of new traces recorded, 0 to 1 (a caller's traceparent decides for its own)"),
     Setting("max_protocol_version", int, 7, "HEADWAY_MAX_PROTOCOL_VERSION",
             "newest service protocol version offered to deployments (5 to 7)"),
+    Setting("eager_state_limit", int, 32 * 1024 * 1024, "HEADWAY_EAGER_STATE_LIMIT",
+            "bytes of an object's state sent to a deployment up front (keys and values, in "
+            "key order); it reads the rest lazily. 0: none"),
 ]  # fmt: skip
 
 
@@ -74,6 +77,7 @@ class Config:
     otlp_endpoint: str = ""
     trace_sample_ratio: float = 1.0
     max_protocol_version: int = 7
+    eager_state_limit: int = 32 * 1024 * 1024
 
 
 class ConfigError(ValueError):

@@ -71,7 +71,9 @@ class Engine:
         self.observability.attach(self.committer, self.invoker, store)
         if self.observability.metrics is not None:
             self.observability.metrics.registry.register(KafkaCollector(self.kafka))
-        self.deployments = Deployments(store, self.registry, self.config.max_protocol_version)
+        self.deployments = Deployments(
+            store, self.registry, self.config.max_protocol_version, self.config.eager_state_limit
+        )
         self.deployments.attach(self.invoker)
         self.committer.start()
         self.timers.start()

@@ -65,15 +65,18 @@ class Append(Entry):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Complete(Entry):
-    """The outcome of a completable command (run, sleep, call, awakeable, promise)."""
+    """The outcome of a completable command (run, sleep, call, awakeable, promise), or a
+    signal; a named signal carries its name, which its notification needs."""
 
     TAG: ClassVar[int] = 3
     invocation_id: str
     index: int
     outcome: Outcome
+    signal_name: str | None = None
 
     def encode(self) -> list[Any]:
-        return [self.TAG, self.invocation_id, self.index, self.outcome.encode()]
+        out = [self.TAG, self.invocation_id, self.index, self.outcome.encode()]
+        return out if self.signal_name is None else [*out, self.signal_name]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -270,7 +273,7 @@ def decode_entry(raw: list[Any]) -> Entry:
     if tag == Append.TAG:
         return Append(raw[1], raw[2], raw[3], decode_command(raw[4]))
     if tag == Complete.TAG:
-        return Complete(raw[1], raw[2], Outcome.decode(raw[3]))
+        return Complete(raw[1], raw[2], Outcome.decode(raw[3]), *raw[4:5])
     if tag == End.TAG:
         journal = tuple(decode_command(c) for c in raw[4]) if len(raw) > 4 else ()
         return End(raw[1], raw[2], Outcome.decode(raw[3]), journal)

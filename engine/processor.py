@@ -14,6 +14,7 @@ from typing import Any
 
 from headway.sdk.errors import CANCELLED_CODE, KILLED_CODE
 from headway.sdk.journal import (
+    AttachInvocation,
     Call,
     CancelInvocation,
     ClearAllState,
@@ -22,17 +23,28 @@ from headway.sdk.journal import (
     CompleteAwakeable,
     CompletePromise,
     Emit,
+    GetInvocationOutput,
+    GetLazyState,
+    GetLazyStateKeys,
     GetPromise,
     Outcome,
     PeekPromise,
     Run,
     Send,
+    SendSignal,
     SetState,
     Sleep,
     Target,
     decode_command,
+    encode_state_keys,
 )
-from headway.sdk.protocol.signals import CANCEL_SIGNAL, awakeable_slot, is_signal_slot, signal_slot
+from headway.sdk.protocol.signals import (
+    CANCEL_SIGNAL,
+    awakeable_slot,
+    is_signal_slot,
+    named_signal_slot,
+    signal_slot,
+)
 
 from . import keys, offsets, outbox
 from .actions import (
@@ -107,7 +119,7 @@ class _Apply:
         if isinstance(entry, Append):
             self.append(entry)
         elif isinstance(entry, Complete):
-            self.complete(entry.invocation_id, entry.index, entry.outcome)
+            self.complete(entry.invocation_id, entry.index, entry.outcome, entry.signal_name)
         elif isinstance(entry, Invoke):
             self.invoke(entry)
         elif isinstance(entry, End):
@@ -358,7 +370,54 @@ class _Apply:
             self.promise(inv, Target.decode(status["t"]), index, command)
         elif isinstance(command, Emit):
             status["em"].append(index)
+        elif isinstance(command, GetLazyState | GetLazyStateKeys):
+            self.lazy_state(inv, Target.decode(status["t"]), index, command)
+        elif isinstance(command, AttachInvocation | GetInvocationOutput):
+            self.invocation_output(inv, index, command)
+        elif isinstance(command, SendSignal):
+            self.send_signal(command)
         # Run, Awakeable, GetState, StateKeys: journaled only; completions come later.
+
+    def lazy_state(
+        self, inv: str, target: Target, index: int, command: GetLazyState | GetLazyStateKeys
+    ) -> None:
+        """Answers a deployment's state read from the state as this batch has it, which holds
+        the invocation's own earlier writes."""
+        state: dict[str, bytes] = {}
+        if target.key is not None:
+            state = self.view.get(keys.state(target.service, target.key)) or {}
+        if isinstance(command, GetLazyState):
+            self.complete(inv, index, Outcome(value=state.get(command.name)))
+        else:
+            self.complete(inv, index, Outcome.ok(encode_state_keys(list(state))))
+
+    def invocation_output(
+        self, inv: str, index: int, command: AttachInvocation | GetInvocationOutput
+    ) -> None:
+        """Completes with another invocation's outcome, now if it has one; an attach waits
+        for it as a caller does, a get-output answers "not ready" (value None)."""
+        target = self.status(command.invocation_id)
+        if target is None:
+            missing = f"invocation not found: {command.invocation_id}"
+            self.complete(inv, index, Outcome.fail(404, missing))
+        elif target["st"] == "completed":
+            self.complete(inv, index, Outcome.decode(target["o"]))
+        elif isinstance(command, GetInvocationOutput):
+            self.complete(inv, index, Outcome(value=None))
+        else:
+            target["w"].append([inv, index])
+            self.save(command.invocation_id, target)
+
+    def send_signal(self, command: SendSignal) -> None:
+        """A signal for another invocation, by index (an awakeable) or by name."""
+        name = command.signal_name
+        if name is not None:
+            slot = named_signal_slot(name)
+        elif command.index is not None:
+            slot = signal_slot(command.index)
+        else:
+            return
+        self.fx.entries.append(Complete(command.invocation_id, slot, command.outcome, name))
 
     def promise(
         self, inv: str, target: Target, index: int,
@@ -385,7 +444,9 @@ class _Apply:
         record[command.name] = promise
         self.view.put(record_key, record)
 
-    def complete(self, inv: str, index: int, outcome: Outcome) -> None:
+    def complete(
+        self, inv: str, index: int, outcome: Outcome, signal_name: str | None = None
+    ) -> None:
         status = self.status(inv)
         if status is None or status["st"] == "completed":
             return
@@ -400,7 +461,8 @@ class _Apply:
             status["p"].remove(index)
         seq = status["cs"]
         status["cs"] = seq + 1
-        self.view.put(keys.completion(inv, index), [seq, outcome.encode()])
+        record = [seq, outcome.encode()] + ([signal_name] if signal_name else [])
+        self.view.put(keys.completion(inv, index), record)
         if status["st"] == "running":
             self.save(inv, status)
             self.fx.actions.append(Notify(inv, index, seq, outcome))

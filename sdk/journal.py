@@ -8,6 +8,7 @@ with a numeric tag first; the tags are part of the on-disk format and never chan
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any, ClassVar
 
 
@@ -222,12 +223,79 @@ class CancelInvocation(Command):
     invocation_id: str
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class GetLazyState(Command):
+    """A state read the engine answers from the committed state (the SDK was not sent it):
+    completes with the value, or an empty outcome (value None) if the key is unset."""
+
+    TAG: ClassVar[int] = 17
+    completable: ClassVar[bool] = True
+    name: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GetLazyStateKeys(Command):
+    """The state's key names, read by the engine: completes with `encode_state_keys`."""
+
+    TAG: ClassVar[int] = 18
+    completable: ClassVar[bool] = True
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SendSignal(Command):
+    """Delivers a signal to another invocation, by index (an awakeable) or by name."""
+
+    TAG: ClassVar[int] = 19
+    invocation_id: str
+    index: int | None
+    signal_name: str | None
+    outcome: Outcome
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AttachInvocation(Command):
+    """Waits for another invocation's outcome.
+
+    `invocation_id` is the one waited on; `target` and `idempotency_key` record how the
+    handler named it when not by id (an idempotent request, or a workflow run with an empty
+    handler name), so a replay sends the same command back.
+    """
+
+    TAG: ClassVar[int] = 20
+    completable: ClassVar[bool] = True
+    invocation_id: str
+    target: Target | None
+    idempotency_key: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GetInvocationOutput(Command):
+    """Like `AttachInvocation`, without waiting: completes with an empty outcome (value None)
+    if the invocation has not completed."""
+
+    TAG: ClassVar[int] = 21
+    completable: ClassVar[bool] = True
+    invocation_id: str
+    target: Target | None
+    idempotency_key: str | None
+
+
+def encode_state_keys(keys: list[str]) -> bytes:
+    """The completion value of `GetLazyStateKeys`: the key names as a JSON list."""
+    return json.dumps(sorted(keys)).encode()
+
+
+def decode_state_keys(value: bytes | None) -> list[str]:
+    return list(json.loads(value)) if value else []
+
+
 _BY_TAG: dict[int, type[Command]] = {
     cls.TAG: cls
     for cls in (
         Run, GetState, StateKeys, SetState, ClearState, ClearAllState, Sleep, Call, Send,
         Awakeable, CompleteAwakeable, GetPromise, PeekPromise, CompletePromise, Emit,
-        CancelInvocation,
+        CancelInvocation, GetLazyState, GetLazyStateKeys, SendSignal, AttachInvocation,
+        GetInvocationOutput,
     )
 }  # fmt: skip
 
@@ -239,7 +307,7 @@ def decode_command(raw: list[Any]) -> Command:
     for (_, kind), value in zip(_layout(cls), raw[1:], strict=True):
         if kind == "Outcome":
             value = Outcome.decode(value)
-        elif kind == "Target":
+        elif kind in ("Target", "Target | None") and value is not None:
             value = Target.decode(value)
         values.append(value)
     return cls(*values)

@@ -29,12 +29,13 @@ from headway.sdk.protocol import journal_codec as codec
 from headway.sdk.protocol import messages as m
 from headway.sdk.protocol import versions
 from headway.sdk.protocol.framing import FrameDecoder, encode_frames
-from headway.sdk.protocol.signals import signal_slot
+from headway.sdk.protocol.signals import named_signal_slot, signal_slot
 from headway.sdk.protocol.wire import ProtocolError
 
 from .. import keys
 from ..entries import Append, AttemptFailed, Complete, End, Suspend
 from ..registry import DEFAULT_RETRY
+from .manifest import lazy_state
 
 if TYPE_CHECKING:
     from ..invoker import Invoker
@@ -67,6 +68,20 @@ def _waiting(message: m.SuspensionMessage) -> tuple[list[int], list[int], list[s
     return completions, signals, named
 
 
+def eager_state(state: dict[str, bytes], limit: int) -> tuple[list[m.StateEntry], bool]:
+    """The state entries a StartMessage carries, in key order, while their keys and values fit
+    in `limit` bytes; and whether that is partial (the SDK then reads the rest lazily)."""
+    entries: list[m.StateEntry] = []
+    size = 0
+    for key, value in sorted(state.items()):
+        raw_key = key.encode()
+        size += len(raw_key) + len(value)
+        if size > limit:
+            return entries, True
+        entries.append(m.StateEntry(raw_key, value))
+    return entries, False
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -76,7 +91,7 @@ class RemoteAttempt:
 
     def __init__(
         self, invoker: Invoker, session: aiohttp.ClientSession, deployment: Deployment | None,
-        invocation_id: str, status: dict[str, Any],
+        invocation_id: str, status: dict[str, Any], eager_state_limit: int,
     ) -> None:  # fmt: skip
         self.invoker = invoker
         self.session = session
@@ -89,6 +104,7 @@ class RemoteAttempt:
         self.cids = codec.CompletionIds()
         self.journal: list[Command] = []
         self.output: Outcome | None = None
+        self.eager_state_limit = eager_state_limit
 
     def begin(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._run())
@@ -162,24 +178,36 @@ class RemoteAttempt:
             decode_command(store.get(keys.journal(inv, i))) for i in range(int(self.status["jl"]))
         ]
         prefix = keys.completion_prefix(inv)
-        completions = {
-            int(key[len(prefix) :], 16): (raw[0], Outcome.decode(raw[1]))
-            for key, raw in store.scan(prefix)
-        }
-        state: dict[str, bytes] = {}
+        completions: dict[int, tuple[int, Outcome]] = {}
+        signal_names: dict[int, str] = {}  # a named signal's completion record ends with it
+        for key, raw in store.scan(prefix):
+            slot = int(key[len(prefix) :], 16)
+            completions[slot] = (raw[0], Outcome.decode(raw[1]))
+            if len(raw) > 2:
+                signal_names[slot] = raw[2]
+        state_map: list[m.StateEntry] = []
+        partial = False
         if self.target.key is not None:
-            state = dict(store.get(keys.state(self.target.service, self.target.key)) or {})
+            lazy = self.deployment is not None and lazy_state(
+                self.deployment.manifest, self.target.service, self.target.handler
+            )
+            if lazy:  # the manifest asks for no state up front
+                partial = True
+            else:
+                state = store.get(keys.state(self.target.service, self.target.key)) or {}
+                state_map, partial = eager_state(state, self.eager_state_limit)
         input_message = m.InputCommandMessage(
             headers=[m.Header(k, v) for k, v in dict(self.status["h"]).items()],
             value=m.Value(bytes(self.status["in"])),
         )
-        entries = codec.replay_entries(input_message, self.journal, completions, self.cids)
+        entries = codec.replay_entries(
+            input_message, self.journal, completions, self.cids, signal_names
+        )
         raw_id = ids.invocation_id_bytes(inv)
         seed = int.from_bytes(hashlib.sha256(raw_id).digest()[:8], "big")  # stable per invocation
         start = m.StartMessage(
             id=raw_id, debug_id=inv, known_entries=len(entries),
-            state_map=[m.StateEntry(k.encode(), v) for k, v in sorted(state.items())],
-            partial_state=False, key=self.target.key or "",
+            state_map=state_map, partial_state=partial, key=self.target.key or "",
             retry_count_since_last_stored_entry=int(self.status["rc"]),
             random_seed=seed if version >= 6 else 0,
         )  # fmt: skip
@@ -241,8 +269,6 @@ class RemoteAttempt:
 
     def _suspend(self, message: m.SuspensionMessage) -> None:
         completions, signals, named = _waiting(message)
-        if named:
-            raise ProtocolError("named signals are not supported")
         waiting: list[int] = []
         for cid in completions:
             index = self.cids.by_id.get(cid)
@@ -250,6 +276,7 @@ class RemoteAttempt:
                 raise ProtocolError(f"the suspension waits on unknown completion {cid}")
             waiting.append(ALREADY_COMPLETE if cid in self.cids.invocation_ids else index)
         waiting += [signal_slot(s) for s in signals]
+        waiting += [named_signal_slot(name) for name in named]
         self._submit(Suspend(self.invocation_id, self.attempt, sorted(set(waiting))))
         self._done()
 

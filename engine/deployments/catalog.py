@@ -56,10 +56,13 @@ def _canonical(manifest: Any) -> str:
 class Deployments:
     """Deployments by id, and which one serves each remote service now."""
 
-    def __init__(self, store: Store, registry: Registry, max_protocol: int) -> None:
+    def __init__(
+        self, store: Store, registry: Registry, max_protocol: int, eager_state_limit: int
+    ) -> None:
         self.store = store
         self.registry = registry
         self.max_protocol = max_protocol
+        self.eager_state_limit = eager_state_limit
         self.by_id: dict[str, Deployment] = {}
         self._session: aiohttp.ClientSession | None = None
         self._h2_pools: dict[str, H2Pool] = {}
@@ -85,9 +88,12 @@ class Deployments:
         if deployment is not None and deployment.http2:
             pool = self._h2_pools.setdefault(deployment.id, H2Pool(deployment.uri))
             return StreamingAttempt(
-                invoker, self.session(), deployment, invocation_id, status, pool
-            )
-        return RemoteAttempt(invoker, self.session(), deployment, invocation_id, status)
+                invoker, self.session(), deployment, invocation_id, status, pool,
+                self.eager_state_limit,
+            )  # fmt: skip
+        return RemoteAttempt(
+            invoker, self.session(), deployment, invocation_id, status, self.eager_state_limit
+        )
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:

@@ -147,3 +147,16 @@ def parse_manifest(raw: Any, deployment_id: str) -> Manifest:
         raise ManifestError(f"a service name appears twice: {sorted(names)}")
     mode = raw.get("protocolMode")
     return Manifest(low, high, mode if isinstance(mode, str) else None, parsed)
+
+
+def lazy_state(manifest: dict[str, Any], service: str, handler: str) -> bool:
+    """Whether the manifest enables lazy state for a handler (its own setting, else its
+    service's): its attempts then get no state up front and read it with lazy commands."""
+    for raw_service in manifest.get("services", []):
+        if raw_service.get("name") != service:
+            continue
+        for raw_handler in raw_service.get("handlers", []):
+            if raw_handler.get("name") == handler and "enableLazyState" in raw_handler:
+                return raw_handler["enableLazyState"] is True
+        return raw_service.get("enableLazyState") is True
+    return False

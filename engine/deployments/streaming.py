@@ -21,9 +21,10 @@ from headway.sdk.protocol import journal_codec as codec
 from headway.sdk.protocol import messages as m
 from headway.sdk.protocol import versions
 from headway.sdk.protocol.framing import FrameDecoder, encode_frame
-from headway.sdk.protocol.signals import SIGNAL_BASE, is_signal_slot
+from headway.sdk.protocol.signals import is_named_signal_slot, is_signal_slot
 from headway.sdk.protocol.wire import ProtocolError
 
+from .. import keys
 from ..entries import Append, AttemptFailed, Complete, End, Suspend
 from .attempt import RemoteAttempt
 from .h2_connection import CLOSED, H2Pool, H2Stream
@@ -38,9 +39,9 @@ class StreamingAttempt(RemoteAttempt):
 
     def __init__(
         self, invoker: Invoker, session: aiohttp.ClientSession, deployment: Deployment | None,
-        invocation_id: str, status: dict[str, Any], pool: H2Pool,
+        invocation_id: str, status: dict[str, Any], pool: H2Pool, eager_state_limit: int,
     ) -> None:  # fmt: skip
-        super().__init__(invoker, session, deployment, invocation_id, status)
+        super().__init__(invoker, session, deployment, invocation_id, status, eager_state_limit)
         self.pool = pool
         self.stream: H2Stream | None = None
         self.version = deployment.protocol if deployment is not None else 0
@@ -103,8 +104,12 @@ class StreamingAttempt(RemoteAttempt):
     # -- completions reach the open stream --------------------------------------------------
 
     def notify(self, index: int, seq: int, outcome: Outcome) -> None:
-        if is_signal_slot(index):
-            self._send(codec.signal_notification(index - SIGNAL_BASE, outcome))
+        if is_named_signal_slot(index):
+            record = self.invoker.store.get(keys.completion(self.invocation_id, index))
+            if record is not None and len(record) > 2:  # its name, stored with it
+                self._send(codec.signal_notification(index, outcome, record[2]))
+        elif is_signal_slot(index):
+            self._send(codec.signal_notification(index, outcome))
         elif index < len(self.journal):
             command = self.journal[index]
             if index in self.proposed and self.version >= 7:

@@ -22,7 +22,7 @@ from ..server_context import ServerContext
 from ..state_machine import StateMachine
 from . import journal_codec as codec
 from . import messages as m
-from .signals import SIGNAL_BASE, is_signal_slot, signal_slot
+from .signals import SIGNAL_BASE, is_signal_slot
 from .wire import ProtocolError
 
 _PLACEHOLDER_ID = ""  # a replayed call's id arrives in the notification after it
@@ -68,10 +68,8 @@ def read_request(frames: list[m.Frame]) -> Replay:
                 raise ProtocolError(f"invocation id for unknown call {entry.completion_id}")
             journal[index] = dataclasses.replace(command, invocation_id=entry.invocation_id or "")
         elif isinstance(entry, m.SignalNotificationMessage):
-            if entry.signal_id is None:
-                raise ProtocolError("named signals are not supported")
             outcome = codec.outcome_from(entry.value, entry.failure)
-            completions[signal_slot(entry.signal_id)] = (len(completions), outcome)
+            completions[codec.signal_slot_of(entry)] = (len(completions), outcome)
         elif isinstance(entry, m.NotificationMessage):
             if entry.completion_id not in cids.by_id:
                 raise ProtocolError(f"notification for unknown completion {entry.completion_id}")

@@ -5,22 +5,32 @@ journal's `Command`s, and a replay encodes the journal back into the messages th
 
 Completion ids: the protocol's completable commands carry ids that the SDK allocates in
 command order, from 1 (a call takes two: its invocation id, then its result; a one-way call
-one). The journal does not store them; `CompletionIds` reallocates them the same way on
-replay, and a command whose ids differ from that allocation is refused, so the mapping
-cannot drift silently.
+and a state read one, an eager read included, though no message carries that id). The
+journal does not store them; `CompletionIds` reallocates them the same way on replay, and a
+command whose ids differ from that allocation is refused, so the mapping cannot drift
+silently.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from headway.sdk import ids
 from headway.sdk import journal as j
 
 from . import messages as m
-from .signals import CANCEL_SIGNAL, SIGNAL_BASE, is_signal_slot
+from .signals import (
+    CANCEL_SIGNAL,
+    SIGNAL_BASE,
+    is_named_signal_slot,
+    is_signal_slot,
+    named_signal_slot,
+)
 from .wire import ProtocolError
 
 MintInvocationId = Callable[[j.Target, str | None], str]
+FIRST_USER_SIGNAL = 17  # signal indexes below are the protocol's own (1: cancel)
+Attaching = j.AttachInvocation | j.GetInvocationOutput
 
 
 def outcome_message(outcome: j.Outcome) -> tuple[m.Value | None, m.Failure | None]:
@@ -50,7 +60,10 @@ def completion_id_count(command: j.Command) -> int:
         return 2
     if isinstance(command, j.Send | j.Run | j.Sleep | j.GetPromise | j.PeekPromise):
         return 1
-    return 1 if isinstance(command, j.CompletePromise) else 0
+    # A state read takes an id even when the SDK answers it from eager state, as the official
+    # SDKs allocate one for every read.
+    single = j.CompletePromise | j.GetState | j.StateKeys | j.GetLazyState | j.GetLazyStateKeys
+    return 1 if isinstance(command, single | Attaching) else 0
 
 
 class CompletionIds:
@@ -141,6 +154,42 @@ def encode_command(command: j.Command, cids: list[int]) -> m.CommandMessage:
         return m.SendSignalCommandMessage(
             target_invocation_id=command.invocation_id, idx=CANCEL_SIGNAL, void=m.Void()
         )
+    return _encode_lazy_command(command, cids)
+
+
+def _encode_lazy_command(command: j.Command, cids: list[int]) -> m.CommandMessage:
+    """Lazy state, signals and attaching: the commands the engine answers from its store."""
+    if isinstance(command, j.GetLazyState):
+        return m.GetLazyStateCommandMessage(key=command.name.encode(), result_completion_id=cids[0])
+    if isinstance(command, j.GetLazyStateKeys):
+        return m.GetLazyStateKeysCommandMessage(result_completion_id=cids[0])
+    if isinstance(command, j.SendSignal):
+        value, failure = outcome_message(command.outcome)
+        void = m.Void() if command.outcome == j.Outcome(value=None) else None
+        return m.SendSignalCommandMessage(
+            target_invocation_id=command.invocation_id, idx=command.index,
+            signal_name=command.signal_name, void=void, value=None if void else value,
+            failure=failure,
+        )  # fmt: skip
+    if isinstance(command, Attaching):
+        cls = (
+            m.AttachInvocationCommandMessage
+            if isinstance(command, j.AttachInvocation)
+            else m.GetInvocationOutputCommandMessage
+        )
+        message = cls(result_completion_id=cids[0])
+        if command.target is None:
+            message.invocation_id = command.invocation_id
+        elif command.idempotency_key is not None:
+            message.idempotent_request_target = m.IdempotentRequestTarget(
+                service_name=command.target.service, service_key=command.target.key,
+                handler_name=command.target.handler, idempotency_key=command.idempotency_key,
+            )  # fmt: skip
+        else:
+            message.workflow_target = m.WorkflowTarget(
+                workflow_name=command.target.service, workflow_key=command.target.key or ""
+            )
+        return message
     raise ProtocolError(f"{j.describe(command)} has no form in the service protocol")
 
 
@@ -193,11 +242,65 @@ def decode_command(message: m.CommandMessage, next_id: int, mint: MintInvocation
         outcome = outcome_from(message.value, message.failure)
         return j.CompleteAwakeable(message.awakeable_id, outcome)
     if isinstance(message, m.SendSignalCommandMessage):
-        if message.idx == CANCEL_SIGNAL:
-            return j.CancelInvocation(message.target_invocation_id)
-        signal = message.idx if message.idx is not None else message.signal_name
-        raise ProtocolError(f"sending signal {signal!r} is not supported (only cancel, 1)")
+        return _decode_signal(message)
+    if isinstance(message, m.GetLazyStateCommandMessage):
+        _check_ids(message, expected_ids[:1], [message.result_completion_id])
+        return j.GetLazyState(_utf8(message.key, "state key"))
+    if isinstance(message, m.GetLazyStateKeysCommandMessage):
+        _check_ids(message, expected_ids[:1], [message.result_completion_id])
+        return j.GetLazyStateKeys()
+    if isinstance(message, m.AttachInvocationCommandMessage | m.GetInvocationOutputCommandMessage):
+        _check_ids(message, expected_ids[:1], [message.result_completion_id])
+        return _decode_attaching(message)
     raise ProtocolError(f"{type(message).__name__} is not supported by this engine")
+
+
+def _decode_signal(message: m.SendSignalCommandMessage) -> j.Command:
+    if message.idx == CANCEL_SIGNAL and message.signal_name is None:
+        return j.CancelInvocation(message.target_invocation_id)
+    if (message.idx is None) == (message.signal_name is None):
+        raise ProtocolError("SendSignalCommandMessage needs exactly one of idx and name")
+    if message.idx is not None and message.idx < FIRST_USER_SIGNAL:
+        raise ProtocolError(f"signal index {message.idx} is reserved (below {FIRST_USER_SIGNAL})")
+    if message.signal_name == "":
+        raise ProtocolError("a signal name must not be empty")
+    outcome = outcome_from(message.value, message.failure)  # void: value None
+    return j.SendSignal(message.target_invocation_id, message.idx, message.signal_name, outcome)
+
+
+def _decode_attaching(
+    message: m.AttachInvocationCommandMessage | m.GetInvocationOutputCommandMessage,
+) -> j.Command:
+    """An attach or get-output command, its target resolved to an invocation id."""
+    target: j.Target | None = None
+    idempotency_key: str | None = None
+    if message.invocation_id is not None:
+        invocation_id = message.invocation_id
+    elif (request := message.idempotent_request_target) is not None:
+        _unscoped(message, request.scope)
+        target = j.Target(request.service_name, request.handler_name, request.service_key)
+        idempotency_key = request.idempotency_key
+        invocation_id = ids.deterministic_invocation_id(
+            target.service, target.handler, target.key, idempotency_key
+        )
+    elif (workflow := message.workflow_target) is not None:
+        _unscoped(message, workflow.scope)
+        target = j.Target(workflow.workflow_name, "", workflow.workflow_key)
+        invocation_id = ids.deterministic_invocation_id(
+            target.service, "", target.key, None, workflow_run=True
+        )
+    else:
+        raise ProtocolError(f"{type(message).__name__} names no target")
+    if isinstance(message, m.AttachInvocationCommandMessage):
+        return j.AttachInvocation(invocation_id, target, idempotency_key)
+    return j.GetInvocationOutput(invocation_id, target, idempotency_key)
+
+
+def _unscoped(message: m.CommandMessage, scope: str | None) -> None:
+    """Refuses V7 scopes and limit keys: they change the target's invocation id and partition,
+    which this engine does not model, so dropping them would misroute the call."""
+    if scope:
+        raise ProtocolError(f"{type(message).__name__}: scopes and limit keys are not supported")
 
 
 def _decode_call(
@@ -205,6 +308,7 @@ def _decode_call(
     expected_ids: list[int],
     mint: MintInvocationId,
 ) -> j.Command:
+    _unscoped(message, message.scope or message.limit_key)
     target = j.Target(message.service_name, message.handler_name, message.key or None)
     headers = {h.key: h.value for h in message.headers}
     idempotency_key = message.idempotency_key or None
@@ -237,20 +341,46 @@ def notification(command: j.Command, completion_id: int, outcome: j.Outcome) -> 
     elif isinstance(command, j.CompletePromise):
         cls = m.CompletePromiseCompletionNotificationMessage
         value = None
+    elif isinstance(command, j.GetLazyStateKeys):
+        keys = [k.encode() for k in j.decode_state_keys(outcome.value)]
+        return m.GetLazyStateKeysCompletionNotificationMessage(
+            completion_id=completion_id, state_keys=m.StateKeys(keys)
+        )
+    elif isinstance(command, j.GetLazyState | j.GetInvocationOutput):
+        cls = (
+            m.GetLazyStateCompletionNotificationMessage
+            if isinstance(command, j.GetLazyState)
+            else m.GetInvocationOutputCompletionNotificationMessage
+        )
+        value = None if outcome.value is None else value  # unset, or not completed yet
+    elif isinstance(command, j.AttachInvocation):
+        cls = m.AttachInvocationCompletionNotificationMessage
     else:
         raise ProtocolError(f"{j.describe(command)} has no completion in the service protocol")
     void = m.Void() if value is None and failure is None else None
     return cls(completion_id=completion_id, void=void, value=value, failure=failure)
 
 
-def signal_notification(signal_index: int, outcome: j.Outcome) -> m.Frame:
+def signal_notification(slot: int, outcome: j.Outcome, name: str | None = None) -> m.Frame:
+    """The notification of the signal in completion `slot` (`name`: a named signal's)."""
     value, failure = outcome_message(outcome)
-    if signal_index == CANCEL_SIGNAL:
+    signal_id = None if is_named_signal_slot(slot) else slot - SIGNAL_BASE
+    if signal_id == CANCEL_SIGNAL or outcome == j.Outcome(value=None):
         value, failure = None, None
     void = m.Void() if value is None and failure is None else None
     return m.SignalNotificationMessage(
-        signal_id=signal_index, void=void, value=value, failure=failure
-    )
+        signal_id=signal_id, signal_name=name if signal_id is None else None, void=void,
+        value=value, failure=failure,
+    )  # fmt: skip
+
+
+def signal_slot_of(message: m.NotificationMessage) -> int:
+    """The completion slot a SignalNotificationMessage lands in."""
+    if message.signal_name is not None:
+        return named_signal_slot(message.signal_name)
+    if message.signal_id is None:
+        raise ProtocolError("a signal notification needs an index or a name")
+    return SIGNAL_BASE + message.signal_id
 
 
 def replay_entries(
@@ -258,13 +388,16 @@ def replay_entries(
     journal: list[j.Command],
     completions: dict[int, tuple[int, j.Outcome]],
     cids: CompletionIds,
+    signal_names: dict[int, str] | None = None,
 ) -> list[m.Frame]:
     """The journal as the entries after StartMessage: commands and notifications, interleaved.
 
     A completion is placed after its command and after every completion that arrived before it
     (its sequence number), so a replay sees notifications in the order they came in. `cids`
     ends up holding the journal's completion ids, ready for the commands that follow.
+    `signal_names` names the named signals' slots.
     """
+    names = signal_names or {}
     out: list[m.Frame] = [input_message]
     next_command = 0
 
@@ -284,7 +417,9 @@ def replay_entries(
 
     for index, (_, outcome) in sorted(completions.items(), key=lambda item: item[1][0]):
         if is_signal_slot(index):
-            out.append(signal_notification(index - SIGNAL_BASE, outcome))
+            if is_named_signal_slot(index) and index not in names:
+                continue  # its name is unknown: it cannot be addressed
+            out.append(signal_notification(index, outcome, names.get(index)))
             continue
         if index >= len(journal):
             continue

@@ -69,7 +69,12 @@ class StateEntry(Message):
 class WorkflowTarget(Message):
     workflow_name: str = ""
     workflow_key: str = ""
-    FIELDS = (Field(1, "workflow_name", "string"), Field(2, "workflow_key", "string"))
+    scope: str | None = None  # since V7
+    FIELDS = (
+        Field(1, "workflow_name", "string"),
+        Field(2, "workflow_key", "string"),
+        Field(3, "scope", "string", optional=True),
+    )
 
 
 @dataclasses.dataclass
@@ -78,11 +83,13 @@ class IdempotentRequestTarget(Message):
     service_key: str | None = None
     handler_name: str = ""
     idempotency_key: str = ""
+    scope: str | None = None  # since V7
     FIELDS = (
         Field(1, "service_name", "string"),
         Field(2, "service_key", "string", optional=True),
         Field(3, "handler_name", "string"),
         Field(4, "idempotency_key", "string"),
+        Field(5, "scope", "string", optional=True),
     )
 
 
@@ -381,6 +388,8 @@ class CallCommandMessage(CommandMessage):
     headers: list[Header] = dataclasses.field(default_factory=list)
     key: str = ""
     idempotency_key: str | None = None
+    scope: str | None = None  # since V7
+    limit_key: str | None = None  # since V7
     invocation_id_notification_idx: int = 0
     result_completion_id: int = 0
     name: str = ""
@@ -391,6 +400,8 @@ class CallCommandMessage(CommandMessage):
         Field(4, "headers", Header, repeated=True),
         Field(5, "key", "string"),
         Field(6, "idempotency_key", "string", optional=True),
+        Field(7, "scope", "string", optional=True),
+        Field(8, "limit_key", "string", optional=True),
         Field(10, "invocation_id_notification_idx", "uint"),
         Field(11, "result_completion_id", "uint"),
         Field(12, "name", "string"),
@@ -407,6 +418,8 @@ class OneWayCallCommandMessage(CommandMessage):
     headers: list[Header] = dataclasses.field(default_factory=list)
     key: str = ""
     idempotency_key: str | None = None
+    scope: str | None = None  # since V7
+    limit_key: str | None = None  # since V7
     invocation_id_notification_idx: int = 0
     name: str = ""
     FIELDS = (
@@ -417,6 +430,8 @@ class OneWayCallCommandMessage(CommandMessage):
         Field(5, "headers", Header, repeated=True),
         Field(6, "key", "string"),
         Field(7, "idempotency_key", "string", optional=True),
+        Field(8, "scope", "string", optional=True),
+        Field(9, "limit_key", "string", optional=True),
         Field(10, "invocation_id_notification_idx", "uint"),
         Field(12, "name", "string"),
     )

@@ -3,6 +3,9 @@
 The protocol addresses a completion of a command by its completion id, and a signal by its
 signal index (1 = cancel, awakeables from 17). The journal keys completions by journal index,
 so a signal gets a slot of its own above every journal index: `SIGNAL_BASE + signal index`.
+A named signal's slot is derived from its name (`named_signal_slot`, above every indexed
+one), so an attempt can say which slot a suspension waits on before the signal exists; the
+name itself is stored with the completion, for the notification that replays it.
 Awakeable ids say which space they address: ``sign_1…`` carries a signal index, the legacy
 ``prom_1…`` (minted by Headway's in-process SDK) a journal index.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 from headway.sdk import ids
 
 SIGNAL_BASE = 1 << 31
+NAMED_SIGNAL_BASE = 1 << 33  # above SIGNAL_BASE + every uint32 signal index
 CANCEL_SIGNAL = 1
 
 
@@ -21,6 +25,15 @@ def signal_slot(signal_index: int) -> int:
 
 def is_signal_slot(index: int) -> bool:
     return index >= SIGNAL_BASE
+
+
+def named_signal_slot(name: str) -> int:
+    """The slot of the signal called `name`: a 62-bit hash, so collisions are not a concern."""
+    return NAMED_SIGNAL_BASE + (ids.xxh3_64(name.encode()) >> 2)
+
+
+def is_named_signal_slot(index: int) -> bool:
+    return index >= NAMED_SIGNAL_BASE
 
 
 def awakeable_slot(awakeable_id: str) -> tuple[str, int]:

@@ -127,5 +127,92 @@ async def hang(ctx: Context, path: str) -> str:
     return await ctx.run_typed("slow", slow)
 
 
-app_a = restate.app(services=[counter, steps, greeter, signup, waiter, sleeper, stuck])
+# Lazy state: the engine sends no state with the request; each read is a command it answers.
+lazy_counter = restate.VirtualObject("LazyCounter", state_preload=False)
+
+
+@lazy_counter.handler(name="add")
+async def lazy_add(ctx: ObjectContext, delta: int) -> dict[str, Any]:
+    before = await ctx.get("count", type_hint=int)
+    total = (before or 0) + delta
+    ctx.set("count", total)
+    ctx.set(f"added {delta}", True)
+    return {"before": before, "total": total, "keys": sorted(await ctx.state_keys())}
+
+
+@lazy_counter.handler(kind="shared", name="get")
+async def lazy_get(ctx: ObjectSharedContext) -> dict[str, Any]:
+    return {"count": await ctx.get("count", type_hint=int), "keys": await ctx.state_keys()}
+
+
+@lazy_counter.handler(name="reset")
+async def lazy_reset(ctx: ObjectContext) -> list[str]:
+    ctx.clear_all()
+    return await ctx.state_keys()
+
+
+# Many keys: with a small eager state limit, the engine sends some and the SDK reads the rest.
+profile = restate.VirtualObject("Profile")
+
+
+@profile.handler()
+async def fill(ctx: ObjectContext, fields: dict[str, str]) -> None:
+    for name, value in fields.items():
+        ctx.set(name, value)
+
+
+@profile.handler(kind="shared")
+async def read(ctx: ObjectSharedContext, names: list[str]) -> dict[str, Any]:
+    return {name: await ctx.get(name, type_hint=str) for name in names}
+
+
+attacher = restate.Service("Attacher")
+
+
+@attacher.handler()
+async def attach(ctx: Context, invocation_id: str) -> Any:
+    """Waits for another invocation's result (a failure of it fails this one alike)."""
+    return await ctx.attach_invocation(invocation_id, type_hint=str)
+
+
+# Named signals and awakeables resolved from another handler, not through the ingress.
+signals = restate.Service("Signals", inactivity_timeout=timedelta(milliseconds=500))
+
+
+@signals.handler()
+async def await_named(ctx: Context, path: str) -> str:
+    invocation_id = ctx.request().id
+    await ctx.run_typed("publish id", lambda: _append(path, invocation_id))
+    value = await ctx.signal("approved", type_hint=str)
+    return f"approved by {value}"
+
+
+@signals.handler()
+async def await_awakeable(ctx: Context, path: str) -> str:
+    awakeable_id, promise = ctx.awakeable(type_hint=str)
+    await ctx.run_typed("publish id", lambda: _append(path, awakeable_id))
+    return f"woken with {await promise}"
+
+
+@signals.handler()
+async def send_named(ctx: Context, req: dict[str, str]) -> str:
+    if "reject" in req:
+        ctx.reject_signal(req["id"], "approved", req["reject"], 403)
+    else:
+        ctx.resolve_signal(req["id"], "approved", req["value"])
+    return "sent"
+
+
+@signals.handler()
+async def resolve(ctx: Context, req: dict[str, str]) -> str:
+    ctx.resolve_awakeable(req["id"], req["value"])
+    return "resolved"
+
+
+app_a = restate.app(
+    services=[
+        counter, steps, greeter, signup, waiter, sleeper, stuck, lazy_counter, profile,
+        attacher, signals,
+    ]
+)  # fmt: skip
 app_b = restate.app(services=[echo])

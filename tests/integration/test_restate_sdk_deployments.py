@@ -141,7 +141,8 @@ def test_registration_is_idempotent_and_listed(cluster: Any) -> None:
     status, described = get(f"{engine.admin}/deployments/{again['id']}")
     assert status == 200 and described["protocol_version"] == 7
     assert {s["name"] for s in described["services"]} == {
-        "Counter", "Steps", "Greeter", "Signup", "Waiter", "Sleeper", "Stuck",
+        "Counter", "Steps", "Greeter", "Signup", "Waiter", "Sleeper", "Stuck", "LazyCounter",
+        "Profile", "Attacher", "Signals",
     }  # fmt: skip
     counter = next(s for s in described["services"] if s["name"] == "Counter")
     assert counter == {

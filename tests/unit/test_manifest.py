@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from headway.engine.deployments.discovery import DiscoveryError, normalize_uri
-from headway.engine.deployments.manifest import ManifestError, parse_manifest
+from headway.engine.deployments.manifest import ManifestError, lazy_state, parse_manifest
 from headway.sdk import RetryPolicy
 
 
@@ -91,3 +91,14 @@ def test_uris_are_normalized(uri: str, normalized: str) -> None:
 def test_bad_uris_are_refused(uri: Any) -> None:
     with pytest.raises(DiscoveryError):
         normalize_uri(uri)
+
+
+def test_lazy_state_is_the_handlers_setting_else_its_services() -> None:
+    raw = manifest(
+        enableLazyState=True,
+        handlers=[{"name": "add"}, {"name": "get", "enableLazyState": False}],
+    )
+    assert lazy_state(raw, "Counter", "add") is True
+    assert lazy_state(raw, "Counter", "get") is False
+    assert lazy_state(manifest(), "Counter", "add") is False
+    assert lazy_state(raw, "Other", "add") is False

@@ -24,7 +24,13 @@ from headway.sdk.protocol.journal_codec import (
     notification,
     replay_entries,
 )
-from headway.sdk.protocol.signals import SIGNAL_BASE, awakeable_slot, signal_slot
+from headway.sdk.protocol.signals import (
+    SIGNAL_BASE,
+    awakeable_slot,
+    is_named_signal_slot,
+    named_signal_slot,
+    signal_slot,
+)
 from headway.sdk.protocol.wire import ProtocolError, decode_varint, encode_varint
 
 EXAMPLES: list[m.Frame] = [
@@ -245,6 +251,22 @@ JOURNAL: list[j.Command] = [
     j.CompletePromise("q", j.Outcome.fail(400, "bad")),
     j.CompleteAwakeable("sign_1abc", j.Outcome.ok(b"1")),
     j.CancelInvocation("inv_other"),
+    j.GetLazyState("count"),
+    j.GetLazyStateKeys(),
+    j.SendSignal("inv_other", 17, None, j.Outcome.ok(b"1")),
+    j.SendSignal("inv_other", None, "approved", j.Outcome.fail(400, "no")),
+    j.SendSignal("inv_other", None, "ping", j.Outcome(value=None)),
+    j.AttachInvocation("inv_other", None, None),
+    j.AttachInvocation(
+        ids.deterministic_invocation_id("Counter", "add", "ada", "ik"),
+        j.Target("Counter", "add", "ada"),
+        "ik",
+    ),
+    j.GetInvocationOutput(
+        ids.deterministic_invocation_id("Signup", "", "ann", None, workflow_run=True),
+        j.Target("Signup", "", "ann"),
+        None,
+    ),
 ]
 
 
@@ -265,9 +287,11 @@ def test_every_journal_command_round_trips_through_its_message() -> None:
 def test_completion_ids_are_allocated_in_order_from_one() -> None:
     cids = CompletionIds()
     allocated = [cids.allocate(i, c) for i, c in enumerate(JOURNAL)]
-    assert allocated[6] == [1] and allocated[7] == [2] and allocated[8] == [3, 4]
-    assert allocated[9] == [5] and allocated[13] == [9] and allocated[14] == []
-    assert cids.result_id(8, JOURNAL[8]) == 4 and cids.by_id[3] == 8
+    # Eager state reads take an id, as the official SDKs allocate one for every read.
+    assert allocated[:3] == [[1], [2], [3]] and allocated[3:6] == [[], [], []]
+    assert allocated[6] == [4] and allocated[7] == [5] and allocated[8] == [6, 7]
+    assert allocated[9] == [8] and allocated[13] == [12] and allocated[14] == []
+    assert cids.result_id(8, JOURNAL[8]) == 7 and cids.by_id[6] == 8
 
 
 def test_a_command_with_unexpected_completion_ids_is_refused() -> None:
@@ -276,16 +300,47 @@ def test_a_command_with_unexpected_completion_ids_is_refused() -> None:
         decode_command(message, 1, _mint)
 
 
+def test_engine_answered_commands_take_one_completion_id() -> None:
+    cids = CompletionIds()
+    allocated = [cids.allocate(i, c) for i, c in enumerate(JOURNAL)]
+    assert allocated[16:] == [[13], [14], [], [], [], [15], [16], [17]]
+
+
 @pytest.mark.parametrize(
-    "message",
+    ("message", "error"),
     [
-        m.GetLazyStateCommandMessage(key=b"k", result_completion_id=1),
-        m.SendSignalCommandMessage(target_invocation_id="inv_1", idx=20),
-        m.AttachInvocationCommandMessage(invocation_id="inv_1", result_completion_id=1),
+        (m.OutputCommandMessage(), "not supported"),
+        (m.SendSignalCommandMessage(target_invocation_id="inv_1", idx=5), "reserved"),
+        (m.SendSignalCommandMessage(target_invocation_id="inv_1"), "exactly one of idx and name"),
+        (m.SendSignalCommandMessage(target_invocation_id="inv_1", signal_name=""), "not be empty"),
+        (m.AttachInvocationCommandMessage(result_completion_id=1), "names no target"),
+        (m.GetLazyStateCommandMessage(key=b"k", result_completion_id=2), r"expected \[1\]"),
+        (
+            m.CallCommandMessage(
+                service_name="S",
+                handler_name="h",
+                scope="tenant-1",
+                invocation_id_notification_idx=1,
+                result_completion_id=2,
+            ),
+            "scopes and limit keys are not supported",
+        ),
+        (
+            m.OneWayCallCommandMessage(
+                service_name="S", handler_name="h", limit_key="k", invocation_id_notification_idx=1
+            ),
+            "scopes and limit keys are not supported",
+        ),
+        (
+            m.AttachInvocationCommandMessage(
+                workflow_target=m.WorkflowTarget("W", "k", scope="t"), result_completion_id=1
+            ),
+            "scopes and limit keys are not supported",
+        ),
     ],
 )
-def test_unsupported_commands_are_clear_errors(message: m.CommandMessage) -> None:
-    with pytest.raises(ProtocolError, match="not supported"):
+def test_refused_commands_are_clear_errors(message: m.CommandMessage, error: str) -> None:
+    with pytest.raises(ProtocolError, match=error):
         decode_command(message, 1, _mint)
 
 
@@ -328,6 +383,49 @@ def test_notifications_take_the_result_shape_of_their_command() -> None:
         notification(j.SetState("a", b""), 1, j.Outcome.ok())
 
 
+def test_engine_answered_commands_have_their_notification_shapes() -> None:
+    lazy = notification(j.GetLazyState("a"), 1, j.Outcome(value=None))
+    assert lazy == m.GetLazyStateCompletionNotificationMessage(completion_id=1, void=m.Void())
+    assert notification(j.GetLazyState("a"), 1, j.Outcome.ok(b"")).value == m.Value(b"")
+    state_keys = notification(
+        j.GetLazyStateKeys(), 2, j.Outcome.ok(j.encode_state_keys(["b", "a"]))
+    )
+    assert state_keys == m.GetLazyStateKeysCompletionNotificationMessage(
+        completion_id=2, state_keys=m.StateKeys([b"a", b"b"])
+    )
+    attach = j.AttachInvocation("inv_1", None, None)
+    assert notification(attach, 3, j.Outcome.fail(404, "gone")) == (
+        m.AttachInvocationCompletionNotificationMessage(
+            completion_id=3, failure=m.Failure(404, "gone")
+        )
+    )
+    output = j.GetInvocationOutput("inv_1", None, None)
+    assert notification(output, 4, j.Outcome(value=None)).void == m.Void()
+    assert notification(output, 4, j.Outcome.ok(b"1")).value == m.Value(b"1")
+
+
+def test_named_signals_replay_by_name_and_read_back_into_their_slots() -> None:
+    named = named_signal_slot("approved")
+    assert is_named_signal_slot(named) and not is_named_signal_slot(signal_slot((1 << 32) - 1))
+    completions = {
+        named: (0, j.Outcome.ok(b"yes")),
+        signal_slot(17): (1, j.Outcome(value=None)),
+        named_signal_slot("nameless"): (2, j.Outcome.ok()),  # no name: cannot be addressed
+    }
+    entries = replay_entries(
+        m.InputCommandMessage(), [], completions, CompletionIds(), {named: "approved"}
+    )
+    assert entries[1:] == [
+        m.SignalNotificationMessage(signal_name="approved", value=m.Value(b"yes")),
+        m.SignalNotificationMessage(signal_id=17, void=m.Void()),
+    ]
+    replay = read_request([m.StartMessage(known_entries=len(entries)), *entries])
+    assert replay.completions == {
+        named: (0, j.Outcome.ok(b"yes")),
+        signal_slot(17): (1, j.Outcome(value=None)),
+    }
+
+
 def test_awakeable_ids_map_to_signal_slots_or_journal_indexes() -> None:
     inv = ids.new_invocation_id(5)
     assert awakeable_slot(ids.awakeable_id(inv, 17)) == (inv, SIGNAL_BASE + 17)
@@ -358,7 +456,7 @@ def test_a_replay_reads_back_as_the_same_journal_and_completions() -> None:
     replay = read_request([m.StartMessage(known_entries=len(entries)), *entries])
     assert replay.journal == journal
     assert replay.completions == completions
-    assert replay.cids.next_id == 8
+    assert replay.cids.next_id == 9  # the state read took 1
 
 
 @pytest.mark.parametrize(

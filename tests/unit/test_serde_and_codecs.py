@@ -34,6 +34,7 @@ from headway.engine.entries import (
 from headway.engine.store import pack, unpack
 from headway.sdk import HandlerOptions, RetryPolicy
 from headway.sdk.journal import (
+    AttachInvocation,
     Awakeable,
     Call,
     CancelInvocation,
@@ -44,12 +45,16 @@ from headway.sdk.journal import (
     CompletePromise,
     Emit,
     Failure,
+    GetInvocationOutput,
+    GetLazyState,
+    GetLazyStateKeys,
     GetPromise,
     GetState,
     Outcome,
     PeekPromise,
     Run,
     Send,
+    SendSignal,
     SetState,
     Sleep,
     StateKeys,
@@ -98,6 +103,13 @@ COMMANDS: list[Command] = [
     Emit("topic", b"value", b"key", {"h": b"\x00"}, "cluster"),
     Emit("topic", b"", None, {}, None),
     CancelInvocation(INV),
+    GetLazyState("count"),
+    GetLazyStateKeys(),
+    SendSignal(INV, 17, None, Outcome.ok(b"1")),
+    SendSignal(INV, None, "approved", Outcome(value=None)),
+    AttachInvocation(INV, None, None),
+    AttachInvocation(INV, Target("S", "h", "k"), "ik"),
+    GetInvocationOutput(INV, Target("W", "", "k"), None),
 ]
 
 ENTRIES: list[Entry] = [
@@ -114,6 +126,7 @@ ENTRIES: list[Entry] = [
     ),
     *(Append(INV, 2, i, command) for i, command in enumerate(COMMANDS)),
     Complete(INV, 4, Outcome.ok(b"v")),
+    Complete(INV, 1 << 40, Outcome.ok(b"v"), "approved"),
     Complete(INV, 4, Outcome.ok()),
     Complete(INV, 4, Outcome(value=None)),
     Complete(INV, 0, Outcome.fail(500, "boom")),
@@ -226,7 +239,8 @@ def test_tags_are_stable() -> None:
         "Run": 1, "GetState": 2, "StateKeys": 3, "SetState": 4, "ClearState": 5,
         "ClearAllState": 6, "Sleep": 7, "Call": 8, "Send": 9, "Awakeable": 10,
         "CompleteAwakeable": 11, "GetPromise": 12, "PeekPromise": 13, "CompletePromise": 14,
-        "Emit": 15, "CancelInvocation": 16,
+        "Emit": 15, "CancelInvocation": 16, "GetLazyState": 17, "GetLazyStateKeys": 18,
+        "SendSignal": 19, "AttachInvocation": 20, "GetInvocationOutput": 21,
     }  # fmt: skip
     assert {type(e).__name__: e.TAG for e in ENTRIES} == {
         "Invoke": 1, "Append": 2, "Complete": 3, "End": 4, "AttemptFailed": 5, "Suspend": 6,
@@ -240,6 +254,7 @@ def test_completable_commands() -> None:
     completable = {type(c).__name__ for c in COMMANDS if c.completable}
     assert completable == {
         "Run", "Sleep", "Call", "Awakeable", "GetPromise", "PeekPromise", "CompletePromise",
+        "GetLazyState", "GetLazyStateKeys", "AttachInvocation", "GetInvocationOutput",
     }  # fmt: skip
 
 
