@@ -47,10 +47,15 @@ def _key(key: str) -> bytes:
 
 def _attribute(key: str, value: str | int) -> bytes:
     """A KeyValue (field 1: key, field 2: AnyValue with a string or int64)."""
-    any_value = (
-        _field(b"\x0a", value.encode()) if isinstance(value, str) else b"\x18" + _varint(value)
-    )
-    return _key(key) + _field(b"\x12", any_value)
+    if not isinstance(value, str):
+        any_value = b"\x18" + _varint(value)
+        return b"".join((_key(key), b"\x12", _SMALL[len(any_value)], any_value))
+    data = value.encode()
+    if len(data) < 126:  # the usual case, written in one go: both lengths fit in one byte
+        return b"".join(
+            (_key(key), b"\x12", _SMALL[len(data) + 2], b"\x0a", _SMALL[len(data)], data)
+        )
+    return _key(key) + _field(b"\x12", _field(b"\x0a", data))
 
 
 def _exception_event(error: BaseException, time_ns: int) -> bytes:
@@ -78,7 +83,8 @@ def encode_span(span: SpanRecord) -> bytes:
         _TIMES.pack(0x39, span.start_ns, 0x41, span.end_ns),
     )  # fmt: skip
     for key, value in span.attributes.items():
-        parts.append(_field(b"\x4a", _attribute(key, value)))
+        attribute = _attribute(key, value)
+        parts += (b"\x4a", _varint(len(attribute)), attribute)
     if span.exception is not None:
         parts.append(_exception_event(span.exception, span.end_ns))
     if span.error is not None:
