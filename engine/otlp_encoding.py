@@ -46,9 +46,9 @@ def _key(key: str) -> bytes:
 
 
 def _attribute(key: str, value: str | int) -> bytes:
-    """A KeyValue (field 1: key, field 2: AnyValue with a string or int64)."""
+    """A KeyValue (field 1: key, field 2: AnyValue with a string, bool or int64)."""
     if not isinstance(value, str):
-        any_value = b"\x18" + _varint(value)
+        any_value = (b"\x10" if isinstance(value, bool) else b"\x18") + _varint(value)
         return b"".join((_key(key), b"\x12", _SMALL[len(any_value)], any_value))
     data = value.encode()
     if len(data) < 126:  # the usual case, written in one go: both lengths fit in one byte

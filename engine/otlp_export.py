@@ -69,16 +69,18 @@ class OtlpExporter:
 
     def _run(self) -> None:
         while not self._stopping:
-            self._wake.wait(self._delay)
+            woken = self._wake.wait(self._delay)
             self._wake.clear()
-            self._drain()
-        self._drain()
+            self._send_batches(partial=not woken)
+        self._send_batches(partial=True)
         if self._connection is not None:
             self._connection.close()
 
-    def _drain(self) -> None:
+    def _send_batches(self, partial: bool) -> None:
+        """Sends full batches; the rest too if `partial` (the delay passed, or shutting down).
+        Under load a remainder waits for the next full batch: one request per `max_batch`."""
         queue = self._queue
-        while queue:
+        while len(queue) >= self._max_batch or (partial and queue):
             batch = [queue.popleft() for _ in range(min(self._max_batch, len(queue)))]
             self._send(self._encoder.encode(batch), len(batch))
 
