@@ -16,6 +16,10 @@ the medians and each variant's ratio to `off`.
 
     python bench/observe_overhead.py --rounds 8 --duration 4 -c 32 --keys 1000
 
+`--baseline DIR` adds `traces@base`: the `traces` variant run from another source tree (a
+checkout, e.g. `git archive` of an older commit), so a change to tracing is compared before
+and after within the same rounds.
+
 Runtime: 4 x rounds x (duration + warmup + ~0.5 s), e.g. 4 x 8 x 5 s = under 3 min.
 """
 
@@ -36,6 +40,7 @@ from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
+from ab import package_dir  # noqa: E402
 from run_core import cpu_seconds, free_port, http, system_busy_seconds  # noqa: E402
 
 
@@ -68,6 +73,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", "-c", type=int, default=32)
     parser.add_argument("--keys", type=int, default=1000)
     parser.add_argument("--json-out", type=Path, help="also write the rows and medians here")
+    parser.add_argument(
+        "--baseline", type=Path, help="another source tree: also run its traces variant"
+    )
     args = parser.parse_args(argv)
 
     sink = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
@@ -80,6 +88,9 @@ def main(argv: list[str] | None = None) -> None:
         "traces": {"HEADWAY_OTLP_ENDPOINT": otlp},
     }
     work = Path(tempfile.mkdtemp(prefix="headway-observe-"))
+    if args.baseline is not None:
+        pythonpath = str(package_dir(args.baseline.resolve(), work / "baseline"))
+        variants["traces@base"] = {**variants["traces"], "PYTHONPATH": pythonpath}
     engines: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
     rows: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
     try:

@@ -109,6 +109,7 @@ class Admin:
     async def invocations(self, request: web.Request) -> web.Response:
         wanted_status = request.query.get("status")
         wanted_service = request.query.get("service")
+        wanted_key = request.query.get("key")
         try:
             limit = int(request.query.get("limit", "1000"))
         except ValueError:
@@ -118,6 +119,8 @@ class Admin:
             if wanted_status and status["st"] != wanted_status:
                 continue
             if wanted_service and status["t"][0] != wanted_service:
+                continue
+            if wanted_key is not None and status["t"][2] != wanted_key:
                 continue
             rows.append(invocation_summary(key[len(keys.INVOCATION) :].decode(), status))
             if len(rows) >= limit:

@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -95,9 +96,8 @@ def _print(args: argparse.Namespace, value: Any, table: str | None = None) -> No
 
 def _invocations(args: argparse.Namespace) -> None:
     if args.action == "list":
-        query = "&".join(
-            f"{k}={v}" for k, v in (("status", args.status), ("service", args.service)) if v
-        )
+        filters = {"status": args.status, "service": args.service, "key": args.key}
+        query = urllib.parse.urlencode({k: v for k, v in filters.items() if v is not None})
         rows = _admin("GET", "/invocations" + (f"?{query}" if query else ""))["invocations"]
         _print(args, rows, _table(rows, ["id", "target", "status", "retry_count", "last_failure"]))
     elif args.action == "describe":
@@ -198,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     inv_list = inv_sub.add_parser("list", help="list invocations")
     inv_list.add_argument("--status", help="only this status (e.g. suspended, running)")
     inv_list.add_argument("--service", help="only this service")
+    inv_list.add_argument("--key", help="only this virtual object or workflow key")
     for action in ("describe", "cancel", "kill"):
         p = inv_sub.add_parser(action, help=f"{action} one invocation")
         p.add_argument("id", help="the invocation id (inv_...)")

@@ -164,9 +164,11 @@ class ExpressLane:
         )  # fmt: skip
         ran_at = _now_ms()
         started = time.perf_counter()
-        if observer is not None and observer.tracing is not None:
-            with observer.tracing.attempt_span(invoke.invocation_id, invoke.headers, target, 1):
-                finished = _run_in_one_step(handler.call(ctx, invoke.input, target))
+        tracing = observer.tracing if observer is not None else None
+        if tracing is not None:
+            span = tracing.attempt_started(invoke.invocation_id, invoke.headers)
+            finished = _run_in_one_step(handler.call(ctx, invoke.input, target))
+            tracing.attempt_ended(span, invoke.invocation_id, target, 1, None)
         else:
             finished = _run_in_one_step(handler.call(ctx, invoke.input, target))
         if not finished or ctx.sm.failure is not None:

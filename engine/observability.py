@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from headway.sdk.journal import Call, Command, Emit, Send
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.trace import StatusCode
 
 from .commit_record import CommittedBatch
 from .config import Config
 from .metrics import EngineMetrics
+from .otlp_export import OtlpExporter
 from .store import Store
-from .tracing import TRACEPARENT, Tracing, otlp_provider
+from .tracing import RESOURCE, TRACEPARENT, SpanSink, Tracing
 
 if TYPE_CHECKING:
     from .committer import Committer
@@ -34,13 +34,10 @@ class Observability:
 
     def __init__(self, config: Config, tracer_provider: TracerProvider | None = None) -> None:
         self.metrics = EngineMetrics() if config.metrics else None
-        if tracer_provider is None and config.otlp_endpoint:
-            tracer_provider = otlp_provider(config.otlp_endpoint, config.trace_sample_ratio)
-        self.tracing = (
-            Tracing(tracer_provider, config.trace_sample_ratio)
-            if tracer_provider is not None
-            else None
-        )
+        sink: SpanSink | TracerProvider | None = tracer_provider
+        if sink is None and config.otlp_endpoint:
+            sink = OtlpExporter(config.otlp_endpoint, RESOURCE.attributes)
+        self.tracing = Tracing(sink, config.trace_sample_ratio) if sink is not None else None
         self._counted: asyncio.Task[None] | None = None
 
     def attach(self, committer: Committer, invoker: Invoker, store: Store) -> None:
@@ -81,14 +78,13 @@ class Observability:
                 await run
             else:
                 headers: dict[str, str] = attempt.status["h"]  # type: ignore[assignment]
-                with self.tracing.attempt_span(
-                    attempt.invocation_id, headers, target, attempt.attempt
-                ) as span:
+                span = self.tracing.attempt_started(attempt.invocation_id, headers)
+                try:
                     await run
-                    if attempt.failure is not None:
-                        span.record_exception(attempt.failure)
-                        message = f"{type(attempt.failure).__name__}: {attempt.failure}"
-                        span.set_status(StatusCode.ERROR, message)
+                finally:
+                    self.tracing.attempt_ended(
+                        span, attempt.invocation_id, target, attempt.attempt, attempt.failure
+                    )
         finally:
             run.close()  # cancelled before it began: nothing ran, and nothing should warn
             if self.metrics is not None:
@@ -97,16 +93,17 @@ class Observability:
     def outgoing(self, command: Command) -> Command:
         """A call, send or emitted Kafka record, carrying the current attempt's trace context in
         its headers (an emit keeps a `traceparent` the handler set itself)."""
-        if self.tracing is None:
+        if self.tracing is None or not isinstance(command, Call | Send | Emit):
             return command
-        if isinstance(command, Call | Send):
-            return dataclasses.replace(
-                command, headers={**command.headers, **self.tracing.outgoing_headers()}
-            )
-        if isinstance(command, Emit) and TRACEPARENT not in command.headers:
-            carrier = {k: v.encode() for k, v in self.tracing.outgoing_headers().items()}
-            return dataclasses.replace(command, headers={**command.headers, **carrier})
-        return command
+        if isinstance(command, Emit) and TRACEPARENT in command.headers:
+            return command
+        traceparent = self.tracing.outgoing_traceparent()
+        if traceparent is None:
+            return command
+        if isinstance(command, Emit):
+            headers = {**command.headers, TRACEPARENT: traceparent.encode()}
+            return dataclasses.replace(command, headers=headers)
+        return dataclasses.replace(command, headers={**command.headers, TRACEPARENT: traceparent})
 
     def traceparent(self, invocation_id: str, headers: dict[str, str]) -> str | None:
         """The W3C `traceparent` of an invocation's span, or None when tracing is off.

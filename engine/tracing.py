@@ -6,14 +6,25 @@ the engine, knows its parent without storing anything, and the invocation's span
 once, when the invocation completes, covering creation to completion. Its parent is the W3C
 `traceparent` among the invocation's stored headers: the HTTP client's (the ingress stores
 request headers), or the calling attempt's, which the invoker adds to every call and send.
+
+These spans are made for every invocation, so they are recorded as plain `SpanRecord`s, not
+OpenTelemetry SDK spans (whose locks, attribute validation and processor chain cost more
+than the work they describe), and handed to a sink: the OTLP exporter (`otlp_export.py`), or
+an SDK `TracerProvider`'s span processors (`ProviderSink`, for a provider passed in). While
+an attempt runs its span is current in OpenTelemetry's context, so spans a handler makes with
+the OpenTelemetry API nest under it.
 """
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import hashlib
-from collections.abc import Iterator, Mapping
-from contextvars import ContextVar
+import random
+import re
+import time
+from collections.abc import Mapping
+from contextvars import ContextVar, Token
+from typing import NamedTuple, Protocol
 
 from headway.sdk.journal import Failure, Outcome, Target
 from opentelemetry import context as otel_context
@@ -21,17 +32,53 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from .commit_record import CommittedBatch
 
 TRACEPARENT = "traceparent"
-_W3C = TraceContextTextMapPropagator()
+RESOURCE = Resource.create({"service.name": "headway"})
+_TRACEPARENT = re.compile(
+    r"^\s*([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?\s*$"
+)
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
 _forced_ids: ContextVar[tuple[int, int] | None] = ContextVar("headway_forced_ids", default=None)
+
+
+@dataclasses.dataclass(slots=True)
+class SpanRecord:
+    """A finished, sampled span. `parent_id` 0: a root; `error`: the status of a failed span."""
+
+    name: str
+    trace_id: int
+    span_id: int
+    parent_id: int
+    kind: SpanKind
+    start_ns: int
+    end_ns: int
+    attributes: dict[str, str | int]
+    error: str | None = None
+    exception: BaseException | None = None
+
+
+class SpanSink(Protocol):
+    """Where finished spans go."""
+
+    def add(self, span: SpanRecord) -> None: ...
+
+    def shutdown(self) -> None: ...
+
+
+class Ids(NamedTuple):
+    """An invocation span's ids; `parent_id` 0 when it starts a trace."""
+
+    trace_id: int
+    span_id: int
+    parent_id: int
+    sampled: bool
 
 
 def _derived_ids(invocation_id: str) -> tuple[int, int]:
@@ -40,8 +87,35 @@ def _derived_ids(invocation_id: str) -> tuple[int, int]:
     return int.from_bytes(digest[:16]) or 1, int.from_bytes(digest[16:]) or 1
 
 
+def parse_traceparent(value: str) -> tuple[int, int, bool] | None:
+    """(trace id, span id, sampled) of a W3C `traceparent`; None if it is not a valid one."""
+    match = _TRACEPARENT.match(value)
+    if match is None:
+        return None
+    version, trace_hex, span_hex, flags, rest = match.groups()
+    if version == "ff" or (version == "00" and rest):
+        return None
+    trace_id, span_id = int(trace_hex, 16), int(span_hex, 16)
+    if not trace_id or not span_id:
+        return None
+    return trace_id, span_id, bool(int(flags, 16) & 1)
+
+
+def format_traceparent(trace_id: int, span_id: int, sampled: bool) -> str:
+    return f"00-{trace_id:032x}-{span_id:016x}-{'01' if sampled else '00'}"
+
+
+def parent_headers(parent: str | None) -> dict[str, str]:
+    """Headers that make a new invocation a child of the W3C `traceparent` given.
+
+    The hook for carriers other than HTTP: Kafka ingestion merges these into an `Invoke`'s
+    headers from a record's `traceparent` header; the invocation stores them like HTTP ones.
+    """
+    return {TRACEPARENT: parent} if parent else {}
+
+
 class _InvocationIds(IdGenerator):
-    """Random ids, except while an invocation's own span is made: then the derived ones."""
+    """Random ids, except while `ProviderSink` replays a span: then the span's own."""
 
     def __init__(self) -> None:
         self._random = RandomIdGenerator()
@@ -56,65 +130,74 @@ class _InvocationIds(IdGenerator):
 
 
 def new_provider(sample_ratio: float = 1.0) -> TracerProvider:
-    """A tracer provider that gives invocation spans their derived ids; add span processors.
-
-    New traces are kept with probability `sample_ratio` (decided on the trace id, so every
-    span of a trace agrees); a trace begun elsewhere keeps its own decision.
-    """
+    """An SDK tracer provider that can take Headway's spans (`ProviderSink`); add span
+    processors. New traces are kept with probability `sample_ratio`, decided on the trace id
+    as `Tracing` decides, so every span of a trace agrees."""
     return TracerProvider(
-        resource=Resource.create({"service.name": "headway"}),
+        resource=RESOURCE,
         id_generator=_InvocationIds(),
         sampler=ParentBased(TraceIdRatioBased(sample_ratio)),
     )
 
 
-def otlp_provider(endpoint: str, sample_ratio: float = 1.0) -> TracerProvider:
-    """A provider exporting over OTLP/HTTP to `endpoint` (a collector's base URL), in batches."""
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+class ProviderSink:
+    """Hands each span to an SDK provider's span processors (as an SDK span with the same ids,
+    times, attributes and status); the provider must come from `new_provider`."""
 
-    provider = new_provider(sample_ratio)
-    exporter = OTLPSpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces")
-    provider.add_span_processor(BatchSpanProcessor(exporter))
-    return provider
+    def __init__(self, provider: TracerProvider) -> None:
+        self.provider = provider
+        self._tracer = provider.get_tracer("headway")
+
+    def add(self, span: SpanRecord) -> None:
+        context = Context()
+        if span.parent_id:
+            parent = SpanContext(span.trace_id, span.parent_id, True, _SAMPLED)
+            context = trace.set_span_in_context(NonRecordingSpan(parent))
+        token = _forced_ids.set((span.trace_id, span.span_id))
+        try:
+            made = self._tracer.start_span(
+                span.name, context, span.kind, span.attributes, start_time=span.start_ns
+            )
+        finally:
+            _forced_ids.reset(token)
+        if span.exception is not None:
+            made.record_exception(span.exception, timestamp=span.end_ns)
+        if span.error is not None:
+            made.set_status(trace.StatusCode.ERROR, span.error)
+        made.end(span.end_ns)
+
+    def shutdown(self) -> None:
+        self.provider.shutdown()
 
 
-def _parent(headers: Mapping[str, str]) -> Context:
-    return _W3C.extract({TRACEPARENT: headers[TRACEPARENT]} if TRACEPARENT in headers else {})
+class AttemptSpan(NamedTuple):
+    """A running attempt's span: its invocation's ids, its own span id, its start, and the
+    token that undoes making it current."""
 
-
-def parent_headers(parent: str | None) -> dict[str, str]:
-    """Headers that make a new invocation a child of the W3C `traceparent` given.
-
-    The hook for carriers other than HTTP: Kafka ingestion merges these into an `Invoke`'s
-    headers from a record's `traceparent` header; the invocation stores them like HTTP ones.
-    """
-    return {TRACEPARENT: parent} if parent else {}
+    ids: Ids
+    span_id: int
+    start_ns: int
+    token: Token[Context]
 
 
 class Tracing:
-    """Spans of invocations and attempts, through one tracer provider."""
+    """Spans of invocations and attempts, to one sink."""
 
-    def __init__(self, provider: TracerProvider, sample_ratio: float = 1.0) -> None:
-        """`sample_ratio`: the one `provider` was made with (see `new_provider`)."""
-        self.provider = provider
-        self.tracer = provider.get_tracer("headway")
+    def __init__(self, sink: SpanSink | TracerProvider, sample_ratio: float = 1.0) -> None:
+        """`sink`: where spans go (a provider: through `ProviderSink`); `sample_ratio`: the
+        share of new traces recorded."""
+        self.sink = ProviderSink(sink) if isinstance(sink, TracerProvider) else sink
         self._bound = TraceIdRatioBased.get_bound_for_rate(sample_ratio)
 
-    def invocation_span_context(
-        self, invocation_id: str, headers: Mapping[str, str]
-    ) -> SpanContext:
+    def invocation_ids(self, invocation_id: str, headers: Mapping[str, str]) -> Ids:
         """The ids of an invocation's span: its parent's trace (or its own), its derived span
-        id, and whether it is sampled (as the provider's sampler decides for a new trace)."""
+        id, and whether it is sampled (the parent's decision, or the ratio's on a new trace)."""
         trace_id, span_id = _derived_ids(invocation_id)
-        parent = None
-        if TRACEPARENT in headers:
-            parent = trace.get_current_span(_parent(headers)).get_span_context()
-        if parent is not None and parent.is_valid:
-            trace_id, flags = parent.trace_id, parent.trace_flags
-        else:
-            sampled = trace_id & TraceIdRatioBased.TRACE_ID_LIMIT < self._bound
-            flags = TraceFlags(TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT)
-        return SpanContext(trace_id, span_id, is_remote=True, trace_flags=flags)
+        parent = headers.get(TRACEPARENT)
+        if parent is not None and (context := parse_traceparent(parent)) is not None:
+            return Ids(context[0], span_id, context[1], context[2])
+        sampled = trace_id & TraceIdRatioBased.TRACE_ID_LIMIT < self._bound
+        return Ids(trace_id, span_id, 0, sampled)
 
     def traceparent(self, invocation_id: str, headers: Mapping[str, str]) -> str:
         """The W3C `traceparent` of an invocation's span (`headers`: its stored headers).
@@ -122,40 +205,45 @@ class Tracing:
         The hook for carriers other than HTTP: a Kafka record an invocation emits carries this
         in its headers, so its consumers' spans join the invocation's trace.
         """
-        carrier: dict[str, str] = {}
-        span = NonRecordingSpan(self.invocation_span_context(invocation_id, headers))
-        _W3C.inject(carrier, trace.set_span_in_context(span))
-        return carrier[TRACEPARENT]
+        ids = self.invocation_ids(invocation_id, headers)
+        return format_traceparent(ids.trace_id, ids.span_id, ids.sampled)
 
-    @contextlib.contextmanager
-    def attempt_span(
-        self, invocation_id: str, headers: Mapping[str, str], target: Target, attempt: int
-    ) -> Iterator[trace.Span]:
-        """The span of one attempt, current while its handler runs (so calls inherit it)."""
-        parent = NonRecordingSpan(self.invocation_span_context(invocation_id, headers))
-        if not parent.get_span_context().trace_flags.sampled:
-            # Not recorded: only make the context current, so calls carry the decision on.
-            token = otel_context.attach(trace.set_span_in_context(parent))
-            try:
-                yield parent
-            finally:
-                otel_context.detach(token)
+    def attempt_started(self, invocation_id: str, headers: Mapping[str, str]) -> AttemptSpan:
+        """Makes an attempt's span current (in the running task's context) until `attempt_ended`.
+
+        An unsampled attempt records nothing; its invocation's context is made current, so
+        calls carry the decision on."""
+        ids = self.invocation_ids(invocation_id, headers)
+        span_id = (random.getrandbits(64) or 1) if ids.sampled else ids.span_id
+        current = SpanContext(
+            ids.trace_id, span_id, False, _SAMPLED if ids.sampled else _NOT_SAMPLED
+        )
+        token = otel_context.attach(trace.set_span_in_context(NonRecordingSpan(current)))
+        return AttemptSpan(ids, span_id, time.time_ns(), token)
+
+    def attempt_ended(
+        self, span: AttemptSpan, invocation_id: str, target: Target, attempt: int,
+        failure: BaseException | None,
+    ) -> None:  # fmt: skip
+        otel_context.detach(span.token)
+        if not span.ids.sampled:
             return
-        with self.tracer.start_as_current_span(
-            f"attempt {target}",
-            context=trace.set_span_in_context(parent),
-            attributes={"headway.invocation_id": invocation_id, "headway.attempt": attempt},
-        ) as span:
-            yield span
+        self.sink.add(SpanRecord(
+            f"attempt {target}", span.ids.trace_id, span.span_id, span.ids.span_id,
+            SpanKind.INTERNAL, span.start_ns, time.time_ns(),
+            {"headway.invocation_id": invocation_id, "headway.attempt": attempt},
+            None if failure is None else f"{type(failure).__name__}: {failure}", failure,
+        ))  # fmt: skip
 
-    def outgoing_headers(self) -> dict[str, str]:
-        """The current span as W3C headers, for a call or send the current attempt issues."""
-        carrier: dict[str, str] = {}
-        _W3C.inject(carrier)
-        return carrier
+    def outgoing_traceparent(self) -> str | None:
+        """The current span's `traceparent`, for a call or send the current attempt issues."""
+        context = trace.get_current_span().get_span_context()
+        if not context.is_valid:
+            return None
+        return format_traceparent(context.trace_id, context.span_id, context.trace_flags.sampled)
 
     def batch_committed(self, batch: CommittedBatch) -> None:
-        """Emits the span of every invocation the batch completed."""
+        """Records the span of every invocation the batch completed."""
         for invocation_id, old, new in batch.invocations:
             completed_now = old is None or old["st"] != "completed"
             if new is not None and new["st"] == "completed" and completed_now:
@@ -171,29 +259,23 @@ class Tracing:
             )  # fmt: skip
 
     def _invocation_span(
-        self, invocation_id: str, headers: dict[str, str], target: Target, start_ms: int,
+        self, invocation_id: str, headers: Mapping[str, str], target: Target, start_ms: int,
         end_ms: int, retries: int, failure: Failure | None,
     ) -> None:  # fmt: skip
-        own = self.invocation_span_context(invocation_id, headers)
-        if not own.trace_flags.sampled:
+        ids = self.invocation_ids(invocation_id, headers)
+        if not ids.sampled:
             return
-        token = _forced_ids.set((own.trace_id, own.span_id))
-        try:
-            span = self.tracer.start_span(
-                str(target), context=_parent(headers), kind=SpanKind.SERVER,
-                start_time=start_ms * 1_000_000,
-                attributes={
-                    "headway.invocation_id": invocation_id, "headway.service": target.service,
-                    "headway.handler": target.handler, "headway.key": target.key or "",
-                    "headway.retry_count": retries,
-                },
-            )  # fmt: skip
-        finally:
-            _forced_ids.reset(token)
-        if failure is not None:
-            span.set_status(trace.StatusCode.ERROR, f"[{failure.code}] {failure.message}")
-        span.end(end_time=end_ms * 1_000_000)
+        self.sink.add(SpanRecord(
+            str(target), ids.trace_id, ids.span_id, ids.parent_id, SpanKind.SERVER,
+            start_ms * 1_000_000, end_ms * 1_000_000,
+            {
+                "headway.invocation_id": invocation_id, "headway.service": target.service,
+                "headway.handler": target.handler, "headway.key": target.key or "",
+                "headway.retry_count": retries,
+            },
+            None if failure is None else f"[{failure.code}] {failure.message}",
+        ))  # fmt: skip
 
     def shutdown(self) -> None:
         """Exports what is buffered; blocking."""
-        self.provider.shutdown()
+        self.sink.shutdown()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -102,3 +103,21 @@ def test_bash_completion() -> None:
     assert complete("completion", "") == ["--help", "bash", "zsh"]
     assert complete("state", "") == ["--help", "get", "set"]
     assert "invocations" in complete("")
+
+
+def test_invocations_list_by_key(engine: EngineProcess) -> None:
+    """`--key` keeps one virtual object's invocations (the key travels URL-encoded)."""
+    assert post(engine.ingress + "/Counter/ada/add", 1) == (200, 1)
+    assert post(engine.ingress + "/Counter/a%20b%26c/add", 2) == (200, 2)
+    assert post(engine.ingress + "/Counter/a%20b%26c/add", 3) == (200, 5)
+
+    listed = headway(engine.admin, "invocations", "list", "--key", "a b&c", "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert [(row["target"], row["key"]) for row in rows] == [("Counter/a b&c/add", "a b&c")] * 2
+
+    status, body = get(f"{engine.admin}/invocations?key=ada")
+    assert status == 200
+    assert [row["target"] for row in body["invocations"]] == ["Counter/ada/add"]
+    status, body = get(f"{engine.admin}/invocations?key=nobody")
+    assert (status, body["invocations"]) == (200, [])
