@@ -33,6 +33,8 @@ import time
 from dataclasses import dataclass
 from typing import Final
 
+import xxhash
+
 __all__ = [
     "DEPLOYMENT_PREFIX",
     "FIRST_SIGNAL_INDEX",
@@ -475,143 +477,7 @@ def deterministic_invocation_id(
 
 # --------------------------------------------------------------------------- XXH3-64 (seed 0)
 
-_M64: Final = (1 << 64) - 1
-_P32_1: Final = 0x9E3779B1
-_P32_2: Final = 0x85EBCA77
-_P32_3: Final = 0xC2B2AE3D
-_P64_1: Final = 0x9E3779B185EBCA87
-_P64_2: Final = 0xC2B2AE3D27D4EB4F
-_P64_3: Final = 0x165667B19E3779F9
-_P64_4: Final = 0x85EBCA77C2B2AE63
-_P64_5: Final = 0x27D4EB2F165667C5
-_MX1: Final = 0x165667919E3779F9
-_MX2: Final = 0x9FB21C651E98DF25
-_SECRET: Final = bytes.fromhex(
-    "b8fe6c3923a44bbe7c01812cf721ad1cded46de9839097db7240a4a4b7b3671f"
-    "cb79e64eccc0e578825ad07dccff7221b8084674f743248ee03590e6813a264c"
-    "3c2852bb91c300cb88d0658b1b532ea371644897a20df94e3819ef46a9deacd8"
-    "a8fa763fe39c343ff9dcbbc7c70b4f1d8a51e04bcdb45931c89f7ec9d9787364"
-    "eac5ac8334d3ebc3c581a0fffa1363eb170ddd51b7f0da49d316552629d4689e"
-    "2b16be587d47a1fc8ff8b8d17ad031ce45cb3a8f95160428afd7fbcabb4b407e"
-)
-_STRIPE_LEN: Final = 64
-_STRIPES_PER_BLOCK: Final = (len(_SECRET) - _STRIPE_LEN) // 8  # 16
-_BLOCK_LEN: Final = _STRIPE_LEN * _STRIPES_PER_BLOCK  # 1024
-
-
-def _r64(b: bytes, i: int) -> int:
-    return int.from_bytes(b[i : i + 8], "little")
-
-
-def _r32(b: bytes, i: int) -> int:
-    return int.from_bytes(b[i : i + 4], "little")
-
-
-def _mul_fold(a: int, b: int) -> int:
-    product = a * b
-    return (product ^ (product >> 64)) & _M64
-
-
-def _avalanche(h: int) -> int:
-    h ^= h >> 37
-    h = (h * _MX1) & _M64
-    return h ^ (h >> 32)
-
-
-def _xxh64_avalanche(h: int) -> int:
-    h ^= h >> 33
-    h = (h * _P64_2) & _M64
-    h ^= h >> 29
-    h = (h * _P64_3) & _M64
-    return h ^ (h >> 32)
-
-
-def _rotl(h: int, r: int) -> int:
-    return ((h << r) | (h >> (64 - r))) & _M64
-
-
-def _mix16(data: bytes, i: int, s: int) -> int:
-    return _mul_fold(_r64(data, i) ^ _r64(_SECRET, s), _r64(data, i + 8) ^ _r64(_SECRET, s + 8))
-
-
-def _hash_long(data: bytes) -> int:
-    n = len(data)
-    acc = [_P32_3, _P64_1, _P64_2, _P64_3, _P64_4, _P32_2, _P64_5, _P32_1]
-    secret_lanes = [_r64(_SECRET, 8 * i) for i in range(len(_SECRET) // 8)]
-
-    def accumulate(offset: int, stripes: int, secret_lane: int) -> None:
-        for stripe in range(stripes):
-            base = offset + stripe * _STRIPE_LEN
-            lanes = [_r64(data, base + 8 * i) for i in range(8)]
-            for i in range(8):
-                value = lanes[i]
-                keyed = value ^ secret_lanes[secret_lane + stripe + i]
-                acc[i ^ 1] = (acc[i ^ 1] + value) & _M64
-                acc[i] = (acc[i] + (keyed & 0xFFFFFFFF) * (keyed >> 32)) & _M64
-
-    blocks = (n - 1) // _BLOCK_LEN
-    scramble = secret_lanes[-8:]
-    for block in range(blocks):
-        accumulate(block * _BLOCK_LEN, _STRIPES_PER_BLOCK, 0)
-        for i in range(8):
-            a = acc[i]
-            a ^= a >> 47
-            a ^= scramble[i]
-            acc[i] = (a * _P32_1) & _M64
-    accumulate(blocks * _BLOCK_LEN, ((n - 1) - blocks * _BLOCK_LEN) // _STRIPE_LEN, 0)
-    # the last stripe uses the secret at an unaligned offset (secret_size - 64 - 7)
-    last = n - _STRIPE_LEN
-    s = len(_SECRET) - _STRIPE_LEN - 7
-    for i in range(8):
-        value = _r64(data, last + 8 * i)
-        keyed = value ^ _r64(_SECRET, s + 8 * i)
-        acc[i ^ 1] = (acc[i ^ 1] + value) & _M64
-        acc[i] = (acc[i] + (keyed & 0xFFFFFFFF) * (keyed >> 32)) & _M64
-    result = (n * _P64_1) & _M64
-    for i in range(4):
-        result += _mul_fold(
-            acc[2 * i] ^ _r64(_SECRET, 11 + 16 * i), acc[2 * i + 1] ^ _r64(_SECRET, 19 + 16 * i)
-        )
-    return _avalanche(result & _M64)
-
 
 def xxh3_64(data: bytes) -> int:
     """XXH3 64-bit hash with seed 0 and the default secret (as ``xxhash_rust::xxh3``)."""
-    n = len(data)
-    if n == 0:
-        return _xxh64_avalanche(_r64(_SECRET, 56) ^ _r64(_SECRET, 64))
-    if n <= 3:
-        combined = (data[0] << 16) | (data[n >> 1] << 24) | data[n - 1] | (n << 8)
-        return _xxh64_avalanche(combined ^ (_r32(_SECRET, 0) ^ _r32(_SECRET, 4)))
-    if n <= 8:
-        value = (_r32(data, n - 4) + (_r32(data, 0) << 32)) ^ (_r64(_SECRET, 8) ^ _r64(_SECRET, 16))
-        value ^= _rotl(value, 49) ^ _rotl(value, 24)
-        value = (value * _MX2) & _M64
-        value ^= (value >> 35) + n
-        value = (value * _MX2) & _M64
-        return value ^ (value >> 28)
-    if n <= 16:
-        lo = _r64(data, 0) ^ (_r64(_SECRET, 24) ^ _r64(_SECRET, 32))
-        hi = _r64(data, n - 8) ^ (_r64(_SECRET, 40) ^ _r64(_SECRET, 48))
-        swapped = int.from_bytes(lo.to_bytes(8, "little"), "big")
-        return _avalanche((n + swapped + hi + _mul_fold(lo, hi)) & _M64)
-    if n <= 128:
-        acc = n * _P64_1
-        if n > 32:
-            if n > 64:
-                if n > 96:
-                    acc += _mix16(data, 48, 96) + _mix16(data, n - 64, 112)
-                acc += _mix16(data, 32, 64) + _mix16(data, n - 48, 80)
-            acc += _mix16(data, 16, 32) + _mix16(data, n - 32, 48)
-        acc += _mix16(data, 0, 0) + _mix16(data, n - 16, 16)
-        return _avalanche(acc & _M64)
-    if n <= 240:
-        acc = n * _P64_1
-        for i in range(8):
-            acc += _mix16(data, 16 * i, 16 * i)
-        acc = _avalanche(acc & _M64)
-        for i in range(8, n // 16):
-            acc += _mix16(data, 16 * i, 16 * (i - 8) + 3)
-        acc += _mix16(data, n - 16, 136 - 17)
-        return _avalanche(acc & _M64)
-    return _hash_long(data)
+    return xxhash.xxh3_64_intdigest(data)

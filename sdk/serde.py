@@ -41,7 +41,14 @@ def dumps(value: Any) -> bytes:
         return text.encode()
 
 
-loads = orjson.loads
+def loads(data: bytes | str) -> Any:
+    """Parses JSON; on malformed input the error is the standard library's, whose messages
+    ("Expecting value: line 1 column 1 (char 0)") say what was expected where."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        json.loads(data)  # raises the standard library's error
+        raise  # both parsers reject the same documents; this is in case one does not
 
 
 class JsonSerde(Generic[T]):
