@@ -39,6 +39,9 @@ SETTINGS: list[Setting] = [
             "seconds an attempt may wait only on completions before it suspends"),
     Setting("always_replay", bool, False, "HEADWAY_ALWAYS_REPLAY",
             "test mode: suspend and replay every invocation after each step"),
+    Setting("express", bool, True, "HEADWAY_EXPRESS",
+            "run in-process handlers that only use state and emits ahead of the log (one log "
+            "entry per invocation); off, or with always_replay: every invocation runs durably"),
     Setting("max_batch", int, 4096, "HEADWAY_MAX_BATCH",
             "most log entries in one group commit"),
     Setting("outbox_commit_interval", float, 0.1, "HEADWAY_OUTBOX_COMMIT_INTERVAL",
@@ -69,6 +72,7 @@ class Config:
     max_body_bytes: int = 10 * 1024 * 1024
     suspend_after: float = 1.0
     always_replay: bool = False
+    express: bool = True
     max_batch: int = 4096
     outbox_commit_interval: float = 0.1
     outbox_max_records: int = 10_000

@@ -28,6 +28,7 @@ from .committer import Committer
 from .config import Config
 from .deployments.catalog import Deployments
 from .entries import Entry
+from .express import ExpressLane
 from .invoker import Invoker
 from .observability import Observability
 from .processor import Processor
@@ -62,11 +63,17 @@ class Engine:
             store, self.committer, self.registry,
             suspend_after=self.config.suspend_after, always_replay=self.config.always_replay,
         )  # fmt: skip
+        express = self.config.express and not self.config.always_replay
+        self.express = (
+            ExpressLane(store, self.registry, self.committer, self.observability)
+            if express
+            else None
+        )
         self.kafka = KafkaConnector(
             store, self.registry, self.committer.submit_nowait, self.config.kafka_clusters,
             commit_interval=self.config.outbox_commit_interval,
             max_records=self.config.outbox_max_records,
-            committer=self.committer, observer=self.observability,
+            committer=self.committer if express else None, observer=self.observability,
         )  # fmt: skip
         self.observability.attach(self.committer, self.invoker, store)
         if self.observability.metrics is not None:

@@ -246,22 +246,24 @@ class PutKafkaCluster(Entry):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Express(Entry):
-    """A Kafka record whose handler already ran, ahead of the log, to the end without waiting:
-    the record's `invoke` with the journal of that run (state reads and writes, emits).
+    """An invocation whose handler already ran, ahead of the log, to the end without waiting:
+    its `invoke`, the journal of that run (state reads and writes, emits) and its output.
 
-    Applied, it either takes effect whole (if every read still holds and the key is free: the
-    state writes, the emits into the outbox and the applied offset, with no invocation record
-    left behind) or becomes its `invoke`, which runs the durable way.
+    Applied, it takes effect whole if every read still holds and nothing holds or waits for the
+    key — a Kafka record's writes, emits and offset with no invocation record left behind; any
+    other invocation's whole life, created and completed at once — or else it becomes its
+    `invoke`, which runs the durable way.
     """
 
     TAG: ClassVar[int] = 20
     invoke: Invoke
     journal: tuple[Command, ...]
     ran_at_ms: int  # when the handler ran: the start of the invocation's span
+    output: bytes = b""
 
     def encode(self) -> list[Any]:
         journal = [command.encode() for command in self.journal]
-        return [self.TAG, self.invoke.encode(), journal, self.ran_at_ms]
+        return [self.TAG, self.invoke.encode(), journal, self.ran_at_ms, self.output]
 
 
 def decode_entry(raw: list[Any]) -> Entry:
@@ -304,5 +306,5 @@ def decode_entry(raw: list[Any]) -> Entry:
     if tag == Express.TAG:
         invoke = decode_entry(raw[1])
         assert isinstance(invoke, Invoke)
-        return Express(invoke, tuple(decode_command(c) for c in raw[2]), raw[3])
+        return Express(invoke, tuple(decode_command(c) for c in raw[2]), raw[3], raw[4])
     raise ValueError(f"unknown log entry tag {tag}")

@@ -18,6 +18,7 @@ records in offset order, which exactly-once ingestion depends on.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Coroutine
 from typing import TYPE_CHECKING, Any
@@ -105,8 +106,20 @@ class ExpressLane:
         return _in_lane(registry.lookup(service, handler))
 
     def submit(self, invoke: Invoke) -> None:
-        """Submits the record as an `Express` entry if its handler ran to the end, else as its
-        ordinary invocation."""
+        """Submits the invocation as an `Express` entry if its handler ran to the end, else as
+        itself."""
+        entry, state_after = self._entry(invoke)
+        self._track(entry, state_after, self.committer.submit_nowait(entry))
+
+    def submit_durable(self, invoke: Invoke) -> asyncio.Future[None]:
+        """`submit`, with a future that resolves once the entry is durable."""
+        entry, state_after = self._entry(invoke)
+        durable = self.committer.submit(entry)
+        self._track(entry, state_after, self.committer.submitted)
+        return durable
+
+    def _entry(self, invoke: Invoke) -> tuple[Invoke | Express, dict[str, bytes]]:
+        """The entry to submit, and the key's state after the run (if there was one)."""
         target = invoke.target
         found = self.registry.lookup(target.service, target.handler)
         run = None
@@ -114,15 +127,20 @@ class ExpressLane:
             run = self._run(invoke, found[0].needs_lock(target.handler), found[1])
         if run is None:
             self.declined += 1
-            self.committer.submit_nowait(invoke)
-            return
+            return invoke, {}
         self.ran += 1
-        journal, state_after, ran_at = run
-        number = self.committer.submit_nowait(Express(invoke, journal, ran_at))
+        journal, state_after, ran_at, output = run
+        return Express(invoke, journal, ran_at, output), state_after
+
+    def _track(self, entry: Invoke | Express, state_after: dict[str, bytes], number: int) -> None:
+        """Until entry `number` is settled, the key's next run starts from this run's state."""
+        if not isinstance(entry, Express):
+            return
+        target = entry.invoke.target
         if target.key is not None:
             self._unapplied[(target.service, target.key)] = (state_after, number)
-            if len(self._unapplied) > self._prune_at:
-                self._prune()
+        if len(self._unapplied) > self._prune_at:
+            self._prune()
 
     def _prune(self) -> None:
         """Forgets the keys whose last run the store shows (keys seen once stay no longer)."""
@@ -144,9 +162,9 @@ class ExpressLane:
 
     def _run(
         self, invoke: Invoke, locked: bool, handler: Handler
-    ) -> tuple[tuple[Command, ...], dict[str, bytes], int] | None:
-        """Runs the handler in one step: its journal, the key's state after it, and when it
-        ran; None if it cannot finish that way."""
+    ) -> tuple[tuple[Command, ...], dict[str, bytes], int, bytes] | None:
+        """Runs the handler in one step: its journal, the key's state after it, when it ran
+        and its output; None if it cannot finish that way."""
         target = invoke.target
         state: dict[str, bytes] = {}
         if target.key is not None:
@@ -167,25 +185,28 @@ class ExpressLane:
         tracing = observer.tracing if observer is not None else None
         if tracing is not None:
             span = tracing.attempt_started(invoke.invocation_id, invoke.headers)
-            finished = _run_in_one_step(handler.call(ctx, invoke.input, target))
-            tracing.attempt_ended(span, invoke.invocation_id, target, 1, None)
+            output = _run_in_one_step(handler.call(ctx, invoke.input, target))
+            if output is None:
+                tracing.attempt_dropped(span)
+            else:
+                tracing.attempt_ended(span, invoke.invocation_id, target, 1, None)
         else:
-            finished = _run_in_one_step(handler.call(ctx, invoke.input, target))
-        if not finished or ctx.sm.failure is not None:
+            output = _run_in_one_step(handler.call(ctx, invoke.input, target))
+        if output is None or ctx.sm.failure is not None:
             return None
         if observer is not None and observer.metrics is not None:
             observer.metrics.attempt_ended(target.service, target.handler, started)
-        return tuple(recorder.journal), state, ran_at
+        return tuple(recorder.journal), state, ran_at, output
 
 
-def _run_in_one_step(coroutine: Coroutine[Any, Any, Any]) -> bool:
-    """Drives a handler's coroutine by hand; True if it returned without awaiting anything
-    that was not ready and without failing."""
+def _run_in_one_step(coroutine: Coroutine[Any, Any, bytes]) -> bytes | None:
+    """Drives a handler's coroutine by hand: its encoded output if it returned without
+    awaiting anything that was not ready and without failing, else None."""
     try:
         coroutine.send(None)
-    except StopIteration:
-        return True
+    except StopIteration as returned:
+        return returned.value  # type: ignore[no-any-return]
     except (NotExpress, Exception):
-        return False
+        return None
     coroutine.close()  # it awaits something: the durable way waits properly
-    return False
+    return None

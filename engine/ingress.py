@@ -170,9 +170,15 @@ class Ingress:
             await self.engine.submit(entry)
             status = "PreviouslyAccepted" if existed else "Accepted"
             return web.json_response({"invocationId": invocation_id, "status": status}, status=202)
+        lane = self.engine.express
+        ahead = lane is not None and idempotency_key is None and handler.kind != "workflow"
         waiter = self.engine.wait_for(invocation_id)
         try:
-            await self.engine.submit(entry)
+            await (
+                lane.submit_durable(entry)
+                if lane is not None and ahead
+                else self.engine.submit(entry)
+            )
             outcome = await waiter
         finally:
             self.engine.forget_waiter(invocation_id, waiter)

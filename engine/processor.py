@@ -206,14 +206,7 @@ class _Apply:
             failure = Outcome.fail(404, f"service or handler not found: {target}")
         elif found[0].kind != "service" and not target.key:
             failure = Outcome.fail(400, f"{target.service} is keyed: the key must not be empty")
-        status: Status = {
-            "t": target.encode(), "st": "scheduled", "in": entry.input, "h": entry.headers,
-            "w": [], "a": 0, "rc": 0, "lf": None, "jl": 0, "cs": 0, "p": [], "cx": False,
-            "o": None, "ik": entry.idempotency_key, "ca": self.now, "ma": self.now,
-            "wo": [], "src": entry.source, "em": [], "lock": False,
-            "by": entry.caller.invocation_id if entry.caller else None,
-            "dp": found[0].deployment if found else None,
-        }  # fmt: skip
+        status = self.new_status(entry, found[0].deployment if found else None)
         if entry.caller is not None:
             status["w"].append([entry.caller.invocation_id, entry.caller.index])
         if failure is not None:
@@ -225,11 +218,21 @@ class _Apply:
             return
         self.start(entry.invocation_id, status)
 
+    def new_status(self, entry: Invoke, deployment: str | None) -> Status:
+        return {
+            "t": entry.target.encode(), "st": "scheduled", "in": entry.input, "h": entry.headers,
+            "w": [], "a": 0, "rc": 0, "lf": None, "jl": 0, "cs": 0, "p": [], "cx": False,
+            "o": None, "ik": entry.idempotency_key, "ca": self.now, "ma": self.now,
+            "wo": [], "src": entry.source, "em": [], "lock": False,
+            "by": entry.caller.invocation_id if entry.caller else None, "dp": deployment,
+        }  # fmt: skip
+
     def express(self, entry: Express) -> None:
-        """A record whose handler ran ahead of the log. It takes effect whole if the run saw the
-        state as it is now and nothing holds or waits for the key; otherwise it becomes an
-        ordinary invocation (queued behind whatever holds the key) and its handler runs again.
-        """
+        """An invocation whose handler ran ahead of the log. It takes effect whole if the run
+        saw the state as it is now and nothing holds or waits for the key; otherwise it becomes
+        an ordinary invocation (queued behind whatever holds the key) and its handler runs
+        again. A Kafka record's run leaves no invocation record; any other is recorded as an
+        ordinary run would be."""
         invoke = entry.invoke
         target, source = invoke.target, invoke.source
         found = self.registry.lookup(target.service, target.handler)
@@ -240,17 +243,19 @@ class _Apply:
             found is not None
             and found[0].deployment is None
             and found[1].kind != "workflow"
-            and source is not None
+            and (source is None or offsets.is_kafka(source))
             and not (
                 found[0].needs_lock(target.handler)
                 and self.view.get(keys.object_lock(target.service, target.key or "")) is not None
             )
         ):
             result = replay_reads(state, entry.journal)
-        if result is None:
+        if result is None or (source is None and self.status(invoke.invocation_id) is not None):
             self.invoke(invoke)
             return
-        assert source is not None
+        if source is None:
+            self.express_invocation(entry)
+            return
         if not offsets.accept(self.view, source):
             self.record_done(source)
             return  # a redelivered record, applied before
@@ -263,6 +268,14 @@ class _Apply:
         self.to_outbox(emits, source["cluster"])
         self.record_done(source)
         self.fx.expressed.append(entry)
+
+    def express_invocation(self, entry: Express) -> None:
+        """An invocation's whole life in one step: created, run once (ahead of the log) and
+        completed, leaving the record an ordinary run would (status, journal, retention)."""
+        invoke = entry.invoke
+        status = self.new_status(invoke, None)
+        status["st"], status["a"], status["ca"] = "running", 1, entry.ran_at_ms
+        self.end_with(invoke.invocation_id, status, Outcome.ok(entry.output), entry.journal)
 
     def attach(self, entry: Invoke, existing: Status) -> None:
         """A repeated id (idempotency key, workflow id): join the invocation that exists."""
@@ -508,13 +521,20 @@ class _Apply:
         status = self.status(inv)
         if status is None or status["st"] != "running" or status["a"] != entry.attempt:
             return
-        for command in entry.journal:  # deferred state reads/writes and emits, never awaited
+        self.end_with(inv, status, entry.outcome, entry.journal)
+
+    def end_with(
+        self, inv: str, status: Status, outcome: Outcome, journal: tuple[Command, ...]
+    ) -> None:
+        """Journals an attempt's deferred commands (state reads and writes and emits, never
+        awaited), then completes the invocation."""
+        for command in journal:
             index = status["jl"]
             self.view.put(keys.journal(inv, index), command.encode())
             status["jl"] = index + 1
             self.command_effects(inv, status, index, command)
-        emits = {status["jl"] - len(entry.journal) + i: c for i, c in enumerate(entry.journal)}
-        self.finish(inv, status, entry.outcome, emits)
+        emits = {status["jl"] - len(journal) + i: c for i, c in enumerate(journal)}
+        self.finish(inv, status, outcome, emits)
 
     def finish(
         self, inv: str, status: Status, outcome: Outcome, known: dict[int, Command] | None = None

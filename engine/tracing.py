@@ -235,6 +235,11 @@ class Tracing:
             None if failure is None else f"{type(failure).__name__}: {failure}", failure,
         ))  # fmt: skip
 
+    def attempt_dropped(self, span: AttemptSpan) -> None:
+        """Undoes `attempt_started` without recording anything: the attempt did not count (an
+        express run given up, which runs again the ordinary way)."""
+        otel_context.detach(span.token)
+
     def outgoing_traceparent(self) -> str | None:
         """The current span's `traceparent`, for a call or send the current attempt issues."""
         context = trace.get_current_span().get_span_context()

@@ -49,6 +49,15 @@ async def add(ctx: ObjectContext, delta: int) -> int:
     return total
 
 
+@counter.handler()
+async def add_in_step(ctx: ObjectContext, delta: int) -> int:
+    """`add` after a journaled step: an invocation that always runs the durable way."""
+    await ctx.run("step", lambda: None)
+    total: int = (await ctx.get("total") or 0) + delta
+    ctx.set("total", total)
+    return total
+
+
 @counter.handler(kind="shared")
 async def get(ctx: ObjectSharedContext) -> int:
     """The key's total."""

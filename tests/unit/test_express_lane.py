@@ -127,6 +127,14 @@ class RecordingCommitter:
         self.entries.append(entry)
         return len(self.entries)
 
+    def submit(self, entry: Entry) -> asyncio.Future[None]:
+        self.entries.append(entry)
+        return asyncio.get_running_loop().create_future()
+
+    @property
+    def submitted(self) -> int:
+        return len(self.entries)
+
 
 class Harness:
     def __init__(self) -> None:
@@ -303,3 +311,14 @@ def test_only_in_process_handlers_that_are_not_workflows_use_the_lane() -> None:
     remote = Registry([VirtualObject("Remote")])
     remote.services["Remote"].deployment = "dp_1"
     assert not ExpressLane.serves(remote, "Remote", "x")
+
+
+@lane_test
+async def test_a_durable_submit_carries_the_output_and_tracks_the_key(h: Harness) -> None:
+    durable = h.lane.submit_durable(record(1, body=b"4"))
+    assert isinstance(durable, asyncio.Future)
+    entry = h.last()
+    assert isinstance(entry, Express) and entry.output == b"4"
+    h.lane.submit(record(2))
+    second = h.last()
+    assert isinstance(second, Express) and second.journal[0] == GetState("total", b"4")

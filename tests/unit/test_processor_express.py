@@ -311,3 +311,43 @@ def test_an_unknown_handler_or_a_workflow_goes_the_ordinary_way(
     p.batch(express(1, 0, (), target))
     status = p.status(1)
     assert status is not None and p.expressed == []
+
+
+# -- the processor: invocations from HTTP (no Kafka source) --------------------------------
+
+
+def http_express(n: int, journal: tuple[Command, ...], output: bytes = b"7") -> Express:
+    invoke = Invoke(inv(n), KEY_A, b"1", {"h": "v"}, None, 0, None, None)
+    return Express(invoke, journal, NOW - 5, output)
+
+
+def test_an_http_run_is_created_and_completed_at_once(p: Partition) -> None:
+    actions = p.batch(http_express(1, count("n", None, 1)))
+    status = p.status(1)
+    assert status is not None
+    assert (status["st"], status["a"], status["rc"], status["jl"]) == ("completed", 1, 0, 3)
+    assert Outcome.decode(status["o"]) == Outcome.ok(b"7")
+    assert status["ca"] == NOW - 5 and status["ma"] == NOW
+    assert p.store.get(keys.journal(inv(1), 0)) == GetState("n", None).encode()
+    assert p.state() == {"n": b"1"}
+    assert p.lock() is None and p.store.get(keys.active(inv(1))) is None
+    assert p.store.keys(keys.outbox_prefix("")) != []  # its emit, to the default cluster
+    kinds = [type(a).__name__ for a in actions]
+    assert kinds == ["ScheduleTimer", "OutboxReady", "Completed"]  # purge, emit, answer
+    assert p.expressed == []  # counted like any invocation, from its status
+
+
+def test_an_http_run_that_read_stale_state_runs_the_ordinary_way(p: Partition) -> None:
+    p.batch(http_express(1, count("n", None, 1)))
+    actions = p.batch(http_express(2, count("n", None, 1)))
+    status = p.status(2)
+    assert status is not None and status["st"] == "running" and status["jl"] == 0
+    assert [type(a) for a in actions] == [RunAttempt]
+    assert p.state() == {"n": b"1"}
+
+
+def test_an_http_run_on_a_held_key_queues_behind_the_holder(p: Partition) -> None:
+    p.batch(Invoke(inv(9), KEY_A, b"{}", {}, None, 0, None, None))
+    p.batch(http_express(1, count("n", None, 1)))
+    assert p.status(1)["st"] == "pending"  # type: ignore[index]
+    assert p.lock() == [inv(9), [inv(1)]]
