@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from headway.sdk.context import Request
 from headway.sdk.definitions import Handler
-from headway.sdk.journal import Command, Outcome
+from headway.sdk.journal import Command, Outcome, Target
 from headway.sdk.server_context import ServerContext
 from headway.sdk.state_machine import StateMachine
 
@@ -69,6 +69,8 @@ class _Recorder:
 
 
 _PRUNE_AT = 4096
+_GIVE_UP_AFTER = 8  # runs of a handler in a row that went the durable way before it is skipped
+_RETRY_EVERY = 256  # calls of a skipped handler between two tries
 
 
 def _now_ms() -> int:
@@ -97,6 +99,8 @@ class ExpressLane:
         # committer has settled that entry, the store does not show the run yet.
         self._unapplied: dict[tuple[str, str], tuple[dict[str, bytes], int]] = {}
         self._prune_at = _PRUNE_AT
+        # Per (service, handler): its runs in a row that could not finish in the lane.
+        self._gave_up: dict[tuple[str, str], int] = {}
         self.ran = 0
         self.declined = 0
 
@@ -122,15 +126,35 @@ class ExpressLane:
         """The entry to submit, and the key's state after the run (if there was one)."""
         target = invoke.target
         found = self.registry.lookup(target.service, target.handler)
-        run = None
-        if found is not None and _in_lane(found):
-            run = self._run(invoke, found[0].needs_lock(target.handler), found[1])
-        if run is None:
+        if found is None or not _in_lane(found) or not self._worth_trying(target):
             self.declined += 1
             return invoke, {}
+        state: dict[str, bytes] | None = {}
+        if target.key is not None:
+            state = self._state(target.service, target.key, found[0].needs_lock(target.handler))
+        if state is None:  # the key is held: the call queues behind its holder
+            self.declined += 1
+            return invoke, {}
+        run = self._run(invoke, found[1], state)
+        slot = (target.service, target.handler)
+        if run is None:
+            self._gave_up[slot] = self._gave_up.get(slot, 0) + 1
+            self.declined += 1
+            return invoke, {}
+        self._gave_up.pop(slot, None)
         self.ran += 1
-        journal, state_after, ran_at, output = run
-        return Express(invoke, journal, ran_at, output), state_after
+        journal, ran_at, output = run
+        return Express(invoke, journal, ran_at, output), state
+
+    def _worth_trying(self, target: Target) -> bool:
+        """False for a handler whose last runs all went the durable way (it takes steps, sleeps
+        or calls), except now and then in case that changed: trying costs a run that is thrown
+        away, and runs again the handler's code before its first step."""
+        given_up = self._gave_up.get((target.service, target.handler), 0)
+        if given_up < _GIVE_UP_AFTER:
+            return True
+        self._gave_up[(target.service, target.handler)] = given_up + 1
+        return (given_up - _GIVE_UP_AFTER) % _RETRY_EVERY == _RETRY_EVERY - 1
 
     def _track(self, entry: Invoke | Express, state_after: dict[str, bytes], number: int) -> None:
         """Until entry `number` is settled, the key's next run starts from this run's state."""
@@ -161,21 +185,14 @@ class ExpressLane:
         return dict(self.store.get(keys.state(service, key)) or {})
 
     def _run(
-        self, invoke: Invoke, locked: bool, handler: Handler
-    ) -> tuple[tuple[Command, ...], dict[str, bytes], int, bytes] | None:
-        """Runs the handler in one step: its journal, the key's state after it, when it ran
-        and its output; None if it cannot finish that way."""
+        self, invoke: Invoke, handler: Handler, state: dict[str, bytes]
+    ) -> tuple[tuple[Command, ...], int, bytes] | None:
+        """Runs the handler in one step over `state`, which it changes as it writes: its
+        journal, when it ran and its output; None if it cannot finish that way."""
         target = invoke.target
-        state: dict[str, bytes] = {}
-        if target.key is not None:
-            found = self._state(target.service, target.key, locked)
-            if found is None:
-                return None
-            state = found
         observer = self.observer
         recorder = _Recorder(observer)
         request = Request(invoke.invocation_id, invoke.headers, invoke.input, 1, invoke.source)
-        # The context keeps `state` current as the handler writes: it is the state after.
         ctx = ServerContext(
             StateMachine([], {}, recorder), request, target, state, _now_ms,
             read_only=handler.kind == "shared",
@@ -196,7 +213,7 @@ class ExpressLane:
             return None
         if observer is not None and observer.metrics is not None:
             observer.metrics.attempt_ended(target.service, target.handler, started)
-        return tuple(recorder.journal), state, ran_at, output
+        return tuple(recorder.journal), ran_at, output
 
 
 def _run_in_one_step(coroutine: Coroutine[Any, Any, bytes]) -> bytes | None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from headway.engine.entries import Entry
+from headway.engine.processor import Effects, Processor
 from headway.engine.store import StoreView, pack, unpack
 
 
@@ -25,3 +27,18 @@ class DictStore:
 
     def keys(self, prefix: bytes) -> list[bytes]:
         return sorted(k for k in self.data if k.startswith(prefix))
+
+
+def apply_batch(
+    processor: Processor, store: DictStore, entries: tuple[Entry, ...], now_ms: int
+) -> tuple[StoreView, Effects]:
+    """Applies entries and their follow-ups over one view, as the committer does, and commits
+    the view to `store`."""
+    view = StoreView(store)
+    effects = Effects()
+    for entry in entries:
+        processor.apply(entry, view, now_ms, effects)
+        while effects.entries:
+            processor.apply(effects.entries.popleft(), view, now_ms, effects)
+    store.commit(view)
+    return view, effects

@@ -322,3 +322,27 @@ async def test_a_durable_submit_carries_the_output_and_tracks_the_key(h: Harness
     h.lane.submit(record(2))
     second = h.last()
     assert isinstance(second, Express) and second.journal[0] == GetState("total", b"4")
+
+
+@lane_test
+async def test_a_handler_that_keeps_taking_steps_stops_being_tried(h: Harness) -> None:
+    for n in range(8):
+        h.lane.submit(record(n, "with_step", key=f"k{n}"))
+    assert side_effects == ["before"] * 8  # each try ran the code before the step
+    for n in range(8, 8 + 255):
+        h.lane.submit(record(n, "with_step", key=f"k{n}"))
+    assert side_effects == ["before"] * 8  # skipped: straight to the durable way
+    h.lane.submit(record(263, "with_step", key="k263"))
+    assert side_effects == ["before"] * 9  # tried again, now and then
+    assert all(isinstance(e, Invoke) for e in h.entries())
+    h.lane.submit(record(264))
+    assert isinstance(h.last(), Express)  # other handlers are not affected
+
+
+@lane_test
+async def test_a_held_key_does_not_count_against_its_handler(h: Harness) -> None:
+    h.put(keys.object_lock("Counter", "a"), ["inv_holder", []])
+    for n in range(20):
+        h.lane.submit(record(n))
+    h.lane.submit(record(20, key="b"))
+    assert isinstance(h.last(), Express)

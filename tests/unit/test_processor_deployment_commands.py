@@ -10,14 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from dict_store import DictStore
+from dict_store import DictStore, apply_batch
 from headway.engine import keys
 from headway.engine.actions import Action, Completed, Notify, RunAttempt
 from headway.engine.deployments.manifest import parse_manifest
 from headway.engine.entries import Append, Complete, End, Entry, Invoke, Kill, Suspend, decode_entry
-from headway.engine.processor import Effects, Processor
+from headway.engine.processor import Processor
 from headway.engine.registry import Registry
-from headway.engine.store import StoreView
 from headway.sdk.ids import InvocationId
 from headway.sdk.journal import (
     AttachInvocation,
@@ -58,14 +57,7 @@ class Partition:
         self.processor = Processor(Registry(parse_manifest(MANIFEST, "dp_1x").services))
 
     def batch(self, *entries: Entry) -> list[Action]:
-        view = StoreView(self.store)
-        effects = Effects()
-        for entry in entries:
-            self.processor.apply(entry, view, NOW, effects)
-            while effects.entries:
-                self.processor.apply(effects.entries.popleft(), view, NOW, effects)
-        self.store.commit(view)
-        return effects.actions
+        return apply_batch(self.processor, self.store, entries, NOW)[1].actions
 
     def status(self, invocation_id: str) -> dict[str, Any]:
         status = self.store.get(keys.invocation(invocation_id))

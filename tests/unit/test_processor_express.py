@@ -11,14 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from dict_store import DictStore
+from dict_store import DictStore, apply_batch
 from headway.engine import keys
 from headway.engine.actions import Action, KafkaRecordDone, OutboxReady, RunAttempt
 from headway.engine.entries import End, Entry, Express, Invoke
 from headway.engine.express_check import replay_reads
-from headway.engine.processor import Effects, Processor
+from headway.engine.processor import Processor
 from headway.engine.registry import Registry
-from headway.engine.store import StoreView
 from headway.sdk import (
     Context,
     ObjectContext,
@@ -109,13 +108,7 @@ class Partition:
         self.expressed: list[Express] = []
 
     def batch(self, *entries: Entry) -> list[Action]:
-        view = StoreView(self.store)
-        effects = Effects()
-        for entry in entries:
-            self.processor.apply(entry, view, NOW, effects)
-            while effects.entries:
-                self.processor.apply(effects.entries.popleft(), view, NOW, effects)
-        self.store.commit(view)
+        effects = apply_batch(self.processor, self.store, entries, NOW)[1]
         self.expressed = effects.expressed
         return effects.actions
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from dict_store import DictStore
+from dict_store import DictStore, apply_batch
 from headway.connectors.kafka.subscription import Subscription
 from headway.connectors.kafka.uris import KafkaSource, ServiceSink
 from headway.engine import keys
@@ -42,9 +42,9 @@ from headway.engine.entries import (
     Unsubscribe,
     decode_entry,
 )
-from headway.engine.processor import Effects, Processor, dead_letter_headers
+from headway.engine.processor import Processor, dead_letter_headers
 from headway.engine.registry import Registry
-from headway.engine.store import StoreView, pack, unpack
+from headway.engine.store import pack, unpack
 from headway.sdk import Context, ObjectContext, Service, VirtualObject
 from headway.sdk.ids import InvocationId
 from headway.sdk.journal import (
@@ -98,15 +98,9 @@ class Partition:
         self.deleted: set[bytes] = set()
 
     def batch(self, *entries: Entry) -> list[Action]:
-        view = StoreView(self.store)
-        effects = Effects()
-        for entry in entries:
-            self.processor.apply(entry, view, NOW, effects)
-            while effects.entries:
-                self.processor.apply(effects.entries.popleft(), view, NOW, effects)
+        view, effects = apply_batch(self.processor, self.store, entries, NOW)
         self.changes = {k: v for k, v in view.changes.items() if not view.deleted(v)}
         self.deleted = {k for k, v in view.changes.items() if view.deleted(v)}
-        self.store.commit(view)
         return effects.actions
 
     def get(self, key: bytes) -> Any:
