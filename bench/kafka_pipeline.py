@@ -61,7 +61,7 @@ NOTES = {
     "ceiling": "txn every 100 ms",
     "quix": "quixstreams default commit_interval 5 s, RocksDB + changelog",
     "faust": "faust default broker_commit_interval 2.8 s, RocksDB table + changelog",
-    "headway-eos": "per-invocation journal, transactional outbox",
+    "headway-eos": "express lane (one log entry per record), transactional outbox",
     "headway-alo": "ingest + execute only, no outputs",
 }
 
