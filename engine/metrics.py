@@ -132,6 +132,10 @@ class _Families(Collector):
         yield GaugeMetricFamily("headway_timers_pending", "durable timers not yet fired", m.timers)
 
 
+_COUNT_SLICE = 2048  # records counted between two pauses
+_COUNT_PAUSE = 0.002  # seconds
+
+
 class EngineMetrics:
     """The metrics of one engine, in a registry of its own (engines may share a process)."""
 
@@ -160,12 +164,18 @@ class EngineMetrics:
 
         def count() -> Tally[str]:
             tally: Tally[str] = Tally()
+            seen = 0
             for prefix in (keys.INVOCATION, keys.TIMER, keys.OBJECT_LOCK):
                 it.seek(prefix)
                 while it.valid():
                     key = it.key()
                     if not key.startswith(prefix):
                         break
+                    seen += 1
+                    if seen % _COUNT_SLICE == 0:
+                        # Let the engine's thread have the GIL: on a large store this count
+                        # runs for seconds, right when a restarted engine starts serving.
+                        time.sleep(_COUNT_PAUSE)
                     if prefix == keys.TIMER:
                         tally["/timers"] += 1
                     elif prefix == keys.OBJECT_LOCK:
