@@ -134,10 +134,13 @@ class Engine:
         """Appends an entry; the future resolves once it is durable."""
         return self.committer.submit(entry)
 
-    def wait_for(self, invocation_id: str) -> asyncio.Future[Outcome]:
-        """A future for the invocation's outcome, resolved at once if it already has one."""
+    def wait_for(self, invocation_id: str, *, new: bool = False) -> asyncio.Future[Outcome]:
+        """A future for the invocation's outcome, resolved at once if it already has one
+        (`new`: the id was just minted, so it cannot have one yet)."""
         fut: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self.waiters.setdefault(invocation_id, []).append(fut)
+        if new:
+            return fut
         outcome = self.outcome(invocation_id)
         if outcome is not None:
             self.waiters[invocation_id].remove(fut)

@@ -171,14 +171,12 @@ class Ingress:
             status = "PreviouslyAccepted" if existed else "Accepted"
             return web.json_response({"invocationId": invocation_id, "status": status}, status=202)
         lane = self.engine.express
-        ahead = lane is not None and idempotency_key is None and handler.kind != "workflow"
-        waiter = self.engine.wait_for(invocation_id)
+        minted = idempotency_key is None and handler.kind != "workflow"
+        if not minted:
+            lane = None  # it may join an invocation that exists: only the ordinary way does
+        waiter = self.engine.wait_for(invocation_id, new=minted)
         try:
-            await (
-                lane.submit_durable(entry)
-                if lane is not None and ahead
-                else self.engine.submit(entry)
-            )
+            await (self.engine.submit(entry) if lane is None else lane.submit_durable(entry))
             outcome = await waiter
         finally:
             self.engine.forget_waiter(invocation_id, waiter)
