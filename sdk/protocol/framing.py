@@ -1,7 +1,8 @@
 """Message framing: an 8-byte header (type u16, flags u16, length u32, big-endian), then the body.
 
 A decoder accepts the byte stream in chunks of any size, since HTTP bodies arrive split at
-arbitrary points, and yields whole messages as they complete.
+arbitrary points, and yields whole messages as they complete. It knows the protocol's messages
+and Headway's extensions (extensions.py); any other type code is an error.
 """
 
 from __future__ import annotations
@@ -9,11 +10,13 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 
+from .extensions import EXTENSIONS
 from .messages import FRAMES, Frame
 from .wire import ProtocolError
 
 HEADER = struct.Struct(">HHI")
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024  # Restate's default message size limit
+KNOWN_FRAMES: dict[int, type[Frame]] = FRAMES | EXTENSIONS
 
 
 def encode_frame(message: Frame, flags: int = 0) -> bytes:
@@ -37,7 +40,7 @@ class FrameDecoder:
         self._buffer += chunk
         while len(self._buffer) >= HEADER.size:
             type_code, flags, length = HEADER.unpack_from(self._buffer)
-            cls = FRAMES.get(type_code)
+            cls = KNOWN_FRAMES.get(type_code)
             if cls is None:
                 raise ProtocolError(f"unknown message type {type_code:#06x}")
             if length > self._max:

@@ -17,7 +17,7 @@ from collections.abc import Awaitable
 from ..context import Request
 from ..definitions import Handler
 from ..errors import JournalMismatchError, SuspendedError, TerminalError
-from ..journal import Call, Command, Emit, Outcome, PeekPromise, Send, Target
+from ..journal import Call, Command, Outcome, PeekPromise, Send, Target
 from ..server_context import ServerContext
 from ..state_machine import StateMachine
 from . import journal_codec as codec
@@ -150,8 +150,6 @@ class ProtocolInvocation:
     # -- Transport -------------------------------------------------------------------------
 
     def append(self, index: int, command: Command) -> Awaitable[None]:
-        if isinstance(command, Emit):
-            raise ProtocolError("ctx.emit is not available to services served over HTTP yet")
         self.out.append(codec.encode_command(command, self.cids.allocate(index, command)))
         return _done()  # the engine makes it durable before anything can depend on it
 

@@ -19,6 +19,7 @@ from headway.sdk import ids
 from headway.sdk import journal as j
 
 from . import messages as m
+from .extensions import EmitCommandMessage, RecordHeader
 from .signals import (
     CANCEL_SIGNAL,
     SIGNAL_BASE,
@@ -154,6 +155,12 @@ def encode_command(command: j.Command, cids: list[int]) -> m.CommandMessage:
         return m.SendSignalCommandMessage(
             target_invocation_id=command.invocation_id, idx=CANCEL_SIGNAL, void=m.Void()
         )
+    if isinstance(command, j.Emit):
+        return EmitCommandMessage(
+            topic=command.topic, value=command.value, key=command.key,
+            headers=[RecordHeader(k, v) for k, v in command.headers.items()],
+            cluster=command.cluster,
+        )  # fmt: skip
     return _encode_lazy_command(command, cids)
 
 
@@ -252,6 +259,9 @@ def decode_command(message: m.CommandMessage, next_id: int, mint: MintInvocation
     if isinstance(message, m.AttachInvocationCommandMessage | m.GetInvocationOutputCommandMessage):
         _check_ids(message, expected_ids[:1], [message.result_completion_id])
         return _decode_attaching(message)
+    if isinstance(message, EmitCommandMessage):
+        headers = {h.key: h.value for h in message.headers}
+        return j.Emit(message.topic, message.value, message.key, headers, message.cluster)
     raise ProtocolError(f"{type(message).__name__} is not supported by this engine")
 
 
