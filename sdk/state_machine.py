@@ -12,9 +12,10 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Protocol
 
-from .errors import JournalMismatchError, SuspendedError
+from .errors import CANCELLED_CODE, JournalMismatchError, SuspendedError
 from .ids import FIRST_SIGNAL_INDEX
-from .journal import Command, Outcome, describe, same_command
+from .journal import Command, Outcome, Run, describe, same_command
+from .protocol.signals import signal_slot
 
 
 class Transport(Protocol):
@@ -44,6 +45,7 @@ class StateMachine:
         *,
         always_replay: bool = False,
         signal_awakeables: bool = False,
+        cancel_slot: int | None = None,
     ) -> None:
         self.journal = journal
         self.replay_length = len(journal)
@@ -59,6 +61,10 @@ class StateMachine:
         # Over the service protocol an awakeable is a signal, not a journal command.
         self.signal_awakeables = signal_awakeables
         self.next_signal = FIRST_SIGNAL_INDEX
+        # Over the service protocol a cancellation is a signal landing in this slot, and the
+        # state machine fails the steps it reaches; in-process the engine fails them itself.
+        self.cancel_slot = cancel_slot
+        self.cancel_delivered = False
 
     def new_signal(self) -> int | None:
         """The next awakeable's signal index, or None where awakeables are journal commands.
@@ -150,6 +156,7 @@ class StateMachine:
 
     async def wait(self, indexes: list[int], first: bool) -> None:
         """Waits for all (or the first) of these completions, suspending if nothing else moves."""
+        self._deliver_cancel(indexes, first)
         futures = [self.future(i) for i in indexes]
         pending = [f for f in futures if not f.done()]
         if not pending or (first and len(pending) < len(futures)):
@@ -165,3 +172,37 @@ class StateMachine:
         if self.always_replay and self.runs_in_flight == 0:
             # A completion arrived during this attempt: replay with it from the journal.
             raise SuspendedError("replay after every completion")
+
+    def _deliver_cancel(self, indexes: list[int], first: bool) -> None:
+        """Fails the pending steps with 409 `cancelled` if the cancel signal came before this
+        wait could be satisfied, once, as the engine does for an in-process invocation.
+
+        Pending means issued and not completed before the cancel arrived (a completion that
+        came after it loses, as it does in-process); runs are never cancelled, so a wait on
+        runs alone leaves the cancel for the next wait. Deciding by arrival order rather than
+        by what a request happens to carry makes every replay deliver it at the same wait.
+        """
+        if self.cancel_slot is None or self.cancel_delivered:
+            return
+        cancel = self.completions.get(self.cancel_slot)
+        if cancel is None:
+            return
+        before = {i for i, (seq, _) in self.completions.items() if seq < cancel[0]}
+        if (any if first else all)(i in before for i in indexes):
+            return
+        issued = [i for i in range(self.next_index) if self.journal[i].completable]
+        issued += [signal_slot(s) for s in range(FIRST_SIGNAL_INDEX, self.next_signal)]
+        cancelled = {i for i in [*issued, *indexes] if i not in before and not self._is_run(i)}
+        if not cancelled:
+            return
+        self.cancel_delivered = True
+        failure = Outcome.fail(CANCELLED_CODE, "cancelled")
+        for index in cancelled:
+            self.completions[index] = (cancel[0], failure)
+            fut = self.futures.pop(index, None)
+            if fut is not None and not fut.done():
+                fut.set_result(failure)
+                self.futures[index] = fut
+
+    def _is_run(self, index: int) -> bool:
+        return index < len(self.journal) and isinstance(self.journal[index], Run)

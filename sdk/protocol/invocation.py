@@ -5,6 +5,11 @@ the request's journal and notifications become the machine's journal and complet
 handler runs, and its new commands, run proposals and end (output, suspension or error) are
 written as the response. The request is complete before the handler starts, so a handler that
 needs a completion it has not got suspends, and the engine calls again once it is durable.
+
+Cancellation arrives as the cancel signal (1) among the request's notifications; the state
+machine fails what the handler waits on with it, as the engine does in-process. Every
+suspension also waits for that signal until it has come, so a cancel that reaches the engine
+while an attempt runs resumes the invocation at once.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from ..server_context import ServerContext
 from ..state_machine import StateMachine
 from . import journal_codec as codec
 from . import messages as m
-from .signals import SIGNAL_BASE, is_signal_slot
+from .signals import CANCEL_SIGNAL, SIGNAL_BASE, is_signal_slot, signal_slot
 from .wire import ProtocolError
 
 _PLACEHOLDER_ID = ""  # a replayed call's id arrives in the notification after it
@@ -98,8 +103,9 @@ class ProtocolInvocation:
         self.out: list[m.Frame] = []
         self.cids = replay.cids
         self.sm = StateMachine(
-            list(replay.journal), dict(replay.completions), self, signal_awakeables=True
-        )
+            list(replay.journal), dict(replay.completions), self, signal_awakeables=True,
+            cancel_slot=signal_slot(CANCEL_SIGNAL),
+        )  # fmt: skip
         self.task: asyncio.Task[None] | None = None
         self._suspended = False
 
@@ -172,12 +178,16 @@ class ProtocolInvocation:
         if self.task is None or self.task.done() or not self.sm.awaiting or self.sm.runs_in_flight:
             return
         journal, awaiting = self.sm.journal, sorted(self.sm.awaiting)
+        signals = [i - SIGNAL_BASE for i in awaiting if is_signal_slot(i)]
+        if signal_slot(CANCEL_SIGNAL) not in self.sm.completions:
+            # A cancel that reached the engine while this attempt ran must resume it at once.
+            signals.append(CANCEL_SIGNAL)
         self.out.append(
             m.SuspensionMessage(
                 waiting_completions=[
                     self.cids.result_id(i, journal[i]) for i in awaiting if not is_signal_slot(i)
                 ],
-                waiting_signals=[i - SIGNAL_BASE for i in awaiting if is_signal_slot(i)],
+                waiting_signals=signals,
             )
         )
         self._suspended = True

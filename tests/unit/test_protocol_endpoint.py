@@ -71,7 +71,7 @@ async def test_a_run_is_proposed_then_the_handler_suspends_on_it() -> None:
     assert out == [
         m.RunCommandMessage(result_completion_id=1, name="one"),
         m.ProposeRunCompletionMessage(result_completion_id=1, value=b"2"),
-        m.SuspensionMessage(waiting_completions=[1]),
+        m.SuspensionMessage(waiting_completions=[1], waiting_signals=[1]),  # 1: cancel
     ]
 
 
