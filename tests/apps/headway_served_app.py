@@ -1,7 +1,8 @@
-"""Headway SDK services for `headway serve`: state, steps, calls, a sleep and a workflow.
+"""Headway SDK services for `headway serve`: state, steps, calls, a sleep, a workflow, Kafka
+emits and a cancellable hold with its compensation.
 
 Steps appends a line per executed `ctx.run` to a file named in its input, so a test can count
-re-executions.
+re-executions. The same module runs in-process too (`headway dev`), for comparison.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from headway import (
     ObjectContext,
     ObjectSharedContext,
     Service,
+    TerminalError,
     VirtualObject,
     Workflow,
     WorkflowContext,
@@ -83,3 +85,44 @@ async def ring(ctx: Context, path: str) -> str:
     awakeable_id, answer = ctx.awakeable(str)
     await ctx.run("publish", _append, path, awakeable_id)
     return f"opened by {await answer}"
+
+
+shipments = VirtualObject("Shipments")
+
+
+@shipments.handler()
+async def ship(ctx: ObjectContext, order: dict[str, Any]) -> int:
+    """Emits a record per item, with a step between two of them so that the second attempt
+    replays the first emit; a declined order emits nothing, as its invocation fails."""
+    shipped = await ctx.get("shipped") or 0
+    items = list(order["items"])
+    for i, item in enumerate(items):
+        if i == 1:
+            await ctx.run("pack", lambda: None)
+        shipped += 1
+        record = {"item": item, "n": shipped}
+        ctx.emit(order["topic"], record, key=ctx.key(), headers={"order": order["id"]})
+    ctx.set("shipped", shipped)
+    if order.get("declined"):
+        raise TerminalError("payment declined", 402)
+    return shipped
+
+
+holds = Service("Holds")
+
+
+@holds.handler()
+async def hold(ctx: Context, req: dict[str, str]) -> str:
+    """Holds a seat, then waits a day (`"wait": "sleep"`) or for an awakeable; cancelled, it
+    releases the seat in a compensating step and fails as it was told."""
+    await ctx.run("hold", _append, req["file"], "held")
+    try:
+        if req["wait"] == "sleep":
+            await ctx.sleep(timedelta(days=1))
+        else:
+            _, answer = ctx.awakeable(str)
+            await answer
+    except TerminalError:
+        await ctx.run("release", _append, req["file"], "released")
+        raise
+    return "kept"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from deployment_process import APPS, HeadwayServeProcess
 from engine_process import EngineProcess
-from http_json import get, post, wait_until
+from http_json import call, get, post, wait_until
 
 
 @pytest.fixture
@@ -34,6 +34,7 @@ def test_served_services_run_through_the_engine(
     [deployment] = listed["deployments"]
     assert {s["name"]: s["kind"] for s in deployment["services"]} == {
         "Tally": "object", "Chores": "service", "Approval": "workflow", "Doorbell": "service",
+        "Shipments": "object", "Holds": "service",
     }  # fmt: skip
     assert post(f"{engine.ingress}/Tally/a/add", 4) == (200, 4)
     assert post(f"{engine.ingress}/Tally/a/add", 3) == (200, 7)
@@ -88,6 +89,29 @@ def test_an_awakeable_is_a_signal_resolved_over_http(
     assert status == 202
     invocation = f"{engine.ingress}/restate/invocation/{accepted['invocationId']}/attach"
     assert get(invocation) == (200, "opened by ada")
+
+
+@pytest.mark.parametrize("wait", ["sleep", "awakeable"])
+@pytest.mark.parametrize("where", ["served", "in-process"])
+def test_a_cancelled_handler_fails_with_409_after_its_compensation(
+    where: str, wait: str, request: pytest.FixtureRequest, tmp_path: Path,
+    engine_factory: Callable[..., EngineProcess],
+) -> None:  # fmt: skip
+    """Cancelling a served handler that waits behaves as cancelling it in-process: what it
+    waits on fails with 409 once, its compensating step runs, and it fails as told."""
+    if where == "served":
+        engine, _ = request.getfixturevalue("served")
+    else:
+        engine = engine_factory(APPS / "headway_served_app.py").start()
+    steps = tmp_path / "steps.txt"
+    _, accepted = post(f"{engine.ingress}/Holds/hold/send", {"file": str(steps), "wait": wait})
+    invocation_id = accepted["invocationId"]
+    wait_until(lambda: steps.exists() and steps.read_text(), what="the seat to be held")
+    status, _ = call("PATCH", f"{engine.admin}/invocations/{invocation_id}/cancel")
+    assert status == 202
+    attach = f"{engine.ingress}/restate/invocation/{invocation_id}/attach"
+    assert get(attach, timeout=30) == (409, {"code": 409, "message": "cancelled"})
+    assert steps.read_text().splitlines() == ["held", "released"]
 
 
 def test_the_endpoint_answers_discovery_and_refuses_bad_requests(
