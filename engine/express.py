@@ -32,9 +32,9 @@ from headway.sdk.state_machine import StateMachine
 from . import keys
 from .committer import Committer
 from .entries import Express, Invoke
-from .express_check import EXPRESS_COMMANDS
+from .express_check import EXPRESS_COMMANDS, runs_ahead
 from .invoker import DURABLE
-from .registry import Registry, ServiceInfo
+from .registry import Registry
 from .store import Store
 
 if TYPE_CHECKING:
@@ -77,10 +77,6 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _in_lane(found: tuple[ServiceInfo, Handler] | None) -> bool:
-    return found is not None and found[0].deployment is None and found[1].kind != "workflow"
-
-
 class ExpressLane:
     """Runs the records of one subscription's sink handler ahead of the log."""
 
@@ -107,7 +103,7 @@ class ExpressLane:
     @staticmethod
     def serves(registry: Registry, service: str, handler: str) -> bool:
         """Whether a sink can use the lane: an in-process handler that is not a workflow's."""
-        return _in_lane(registry.lookup(service, handler))
+        return runs_ahead(registry.lookup(service, handler))
 
     def submit(self, invoke: Invoke) -> None:
         """Submits the invocation as an `Express` entry if its handler ran to the end, else as
@@ -126,7 +122,7 @@ class ExpressLane:
         """The entry to submit, and the key's state after the run (if there was one)."""
         target = invoke.target
         found = self.registry.lookup(target.service, target.handler)
-        if found is None or not _in_lane(found) or not self._worth_trying(target):
+        if found is None or not runs_ahead(found) or not self._worth_trying(target):
             self.declined += 1
             return invoke, {}
         state: dict[str, bytes] | None = {}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from headway.sdk.definitions import Handler
 from headway.sdk.journal import (
     ClearAllState,
     ClearState,
@@ -23,8 +24,16 @@ from headway.sdk.journal import (
     StateKeys,
 )
 
+from .registry import ServiceInfo
+
 # The commands an express run may issue; any other one sends the record the durable way.
 EXPRESS_COMMANDS = (GetState, StateKeys, SetState, ClearState, ClearAllState, Emit)
+
+
+def runs_ahead(found: tuple[ServiceInfo, Handler] | None) -> bool:
+    """Whether a handler's invocations may run ahead of the log: in-process, not a workflow's
+    run (which must run once per workflow id)."""
+    return found is not None and found[0].deployment is None and found[1].kind != "workflow"
 
 
 def replay_reads(

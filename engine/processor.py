@@ -79,7 +79,7 @@ from .entries import (
     TimerFired,
     Unsubscribe,
 )
-from .express_check import replay_reads
+from .express_check import replay_reads, runs_ahead
 from .registry import Registry
 from .store import StoreView
 
@@ -237,18 +237,19 @@ class _Apply:
         target, source = invoke.target, invoke.source
         found = self.registry.lookup(target.service, target.handler)
         state_key = keys.state(target.service, target.key) if target.key is not None else None
-        state: dict[str, bytes] = (self.view.get(state_key) or {}) if state_key else {}
+        state: dict[str, bytes] = {}
         result = None
         if (
-            found is not None
-            and found[0].deployment is None
-            and found[1].kind != "workflow"
+            runs_ahead(found)
+            and found is not None
             and (source is None or offsets.is_kafka(source))
             and not (
                 found[0].needs_lock(target.handler)
                 and self.view.get(keys.object_lock(target.service, target.key or "")) is not None
             )
         ):
+            if state_key is not None:
+                state = self.view.get(state_key) or {}
             result = replay_reads(state, entry.journal)
         if result is None or (source is None and self.status(invoke.invocation_id) is not None):
             self.invoke(invoke)
