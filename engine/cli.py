@@ -41,8 +41,9 @@ def _engine_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_engine(args: argparse.Namespace, app: str | None) -> None:
-    from .runner import serve
+    from .runner import serve, tune_garbage_collector
 
+    tune_garbage_collector()
     overrides = {s.name: getattr(args, s.name, None) for s in SETTINGS}
     config = load_config(Path(args.config) if args.config else None, overrides)
     services = load_services(app) if app else []

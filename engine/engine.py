@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter as Tally
 from collections.abc import Callable
 
 from headway.connectors.kafka.connector import KafkaConnector
@@ -109,8 +110,15 @@ class Engine:
         self.store = None
 
     def _dispatch(self, actions: list[Action]) -> None:
+        # Per-record actions, gathered: a batch can finish thousands of one partition's records.
+        records_done: Tally[tuple[str, str, int]] = Tally()
+        outboxes_ready: set[str] = set()
         for action in actions:
-            if isinstance(action, Notify):
+            if isinstance(action, KafkaRecordDone):
+                records_done[(action.group, action.topic, action.partition)] += 1
+            elif isinstance(action, OutboxReady):
+                outboxes_ready.add(action.cluster)
+            elif isinstance(action, Notify):
                 self.invoker.notify(action.invocation_id, action.index, action.seq, action.outcome)
             elif isinstance(action, RunAttempt):
                 self.invoker.start(action.invocation_id, action.status)
@@ -123,12 +131,12 @@ class Engine:
                 self.timers.schedule(action.due_ms, action.timer_key)
             elif isinstance(action, AbortAttempt):
                 self.invoker.abort(action.invocation_id)
-            elif isinstance(action, KafkaRecordDone):
-                self.kafka.record_done(action.group, action.topic, action.partition)
-            elif isinstance(action, OutboxReady):
-                self.kafka.outbox_ready(action.cluster)
             elif isinstance(action, SubscriptionsChanged):
                 self.kafka.changed()
+        for (group, topic, partition), count in records_done.items():
+            self.kafka.record_done(group, topic, partition, count)
+        for cluster in outboxes_ready:
+            self.kafka.outbox_ready(cluster)
 
     def submit(self, entry: Entry) -> asyncio.Future[None]:
         """Appends an entry; the future resolves once it is durable."""

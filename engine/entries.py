@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
+from headway.sdk import ids
 from headway.sdk.journal import Command, Outcome, Target, decode_command
 
 
@@ -40,6 +41,18 @@ class Invoke(Entry):
     invoke_at_ms: int = 0
     idempotency_key: str | None = None
     source: dict[str, Any] | None = None
+
+    @property
+    def resolved_id(self) -> str:
+        """The invocation's id. A Kafka record's entry may carry none ("") and leave it to be
+        derived from where the record is, only where something needs it."""
+        if self.invocation_id or self.source is None:
+            return self.invocation_id
+        source = self.source
+        return ids.record_invocation_id(
+            self.target.service, self.target.key, source["group"], source["topic"],
+            source["partition"], source["offset"],
+        )  # fmt: skip
 
     def encode(self) -> list[Any]:
         caller = [self.caller.invocation_id, self.caller.index] if self.caller else None

@@ -19,6 +19,7 @@ records in offset order, which exactly-once ingestion depends on.
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
 from collections.abc import Awaitable, Coroutine
 from typing import TYPE_CHECKING, Any
@@ -68,7 +69,6 @@ class _Recorder:
         raise NotExpress("waits")
 
 
-_PRUNE_AT = 4096
 _GIVE_UP_AFTER = 8  # runs of a handler in a row that went the durable way before it is skipped
 _RETRY_EVERY = 256  # calls of a skipped handler between two tries
 
@@ -94,7 +94,8 @@ class ExpressLane:
         # Per object key: its state after its last run, and that run's entry number; until the
         # committer has settled that entry, the store does not show the run yet.
         self._unapplied: dict[tuple[str, str], tuple[dict[str, bytes], int]] = {}
-        self._prune_at = _PRUNE_AT
+        # The same runs by entry number, oldest first: where settled keys are forgotten from.
+        self._by_number: collections.deque[tuple[int, tuple[str, str]]] = collections.deque()
         # Per (service, handler): its runs in a row that could not finish in the lane.
         self._gave_up: dict[tuple[str, str], int] = {}
         self.ran = 0
@@ -158,15 +159,19 @@ class ExpressLane:
             return
         target = entry.invoke.target
         if target.key is not None:
-            self._unapplied[(target.service, target.key)] = (state_after, number)
-        if len(self._unapplied) > self._prune_at:
-            self._prune()
+            slot = (target.service, target.key)
+            self._unapplied[slot] = (state_after, number)
+            self._by_number.append((number, slot))
+        self._forget_settled()
 
-    def _prune(self) -> None:
-        """Forgets the keys whose last run the store shows (keys seen once stay no longer)."""
-        settled = self.committer.settled
-        self._unapplied = {k: v for k, v in self._unapplied.items() if v[1] > settled}
-        self._prune_at = max(_PRUNE_AT, 2 * len(self._unapplied))
+    def _forget_settled(self) -> None:
+        """Forgets the keys whose last run the store shows, so only unsettled runs are kept."""
+        settled, by_number, unapplied = self.committer.settled, self._by_number, self._unapplied
+        while by_number and by_number[0][0] <= settled:
+            number, slot = by_number.popleft()
+            found = unapplied.get(slot)
+            if found is not None and found[1] == number:
+                del unapplied[slot]
 
     def _state(self, service: str, key: str, locked: bool) -> dict[str, bytes] | None:
         """The state a run of `key` starts from; None if an invocation holds or awaits the key
@@ -188,7 +193,9 @@ class ExpressLane:
         target = invoke.target
         observer = self.observer
         recorder = _Recorder(observer)
-        request = Request(invoke.invocation_id, invoke.headers, invoke.input, 1, invoke.source)
+        # A Kafka record's id is derived only if the run reads it.
+        invocation_id = invoke.invocation_id or (lambda: invoke.resolved_id)
+        request = Request(invocation_id, invoke.headers, invoke.input, 1, invoke.source)
         ctx = ServerContext(
             StateMachine([], {}, recorder), request, target, state, _now_ms,
             read_only=handler.kind == "shared",
@@ -197,12 +204,12 @@ class ExpressLane:
         started = time.perf_counter()
         tracing = observer.tracing if observer is not None else None
         if tracing is not None:
-            span = tracing.attempt_started(invoke.invocation_id, invoke.headers)
+            span = tracing.attempt_started(request.id, invoke.headers)
             output = _run_in_one_step(handler.call(ctx, invoke.input, target))
             if output is None:
                 tracing.attempt_dropped(span)
             else:
-                tracing.attempt_ended(span, invoke.invocation_id, target, 1, None)
+                tracing.attempt_ended(span, request.id, target, 1, None)
         else:
             output = _run_in_one_step(handler.call(ctx, invoke.input, target))
         if output is None or ctx.sm.failure is not None:

@@ -116,7 +116,9 @@ class _Apply:
         self.fx = effects
 
     def entry(self, entry: Entry) -> None:
-        if isinstance(entry, Append):
+        if isinstance(entry, Express):  # first: one per Kafka record on a busy subscription
+            self.express(entry)
+        elif isinstance(entry, Append):
             self.append(entry)
         elif isinstance(entry, Complete):
             self.complete(entry.invocation_id, entry.index, entry.outcome, entry.signal_name)
@@ -136,8 +138,6 @@ class _Apply:
             self.kill(entry.invocation_id)
         elif isinstance(entry, ReplaceState):
             self.view.put(keys.state(entry.service, entry.key), dict(entry.state))
-        elif isinstance(entry, Express):
-            self.express(entry)
         else:
             self.kafka_entry(entry)
 
@@ -185,6 +185,8 @@ class _Apply:
     # -- new invocations -------------------------------------------------------------------
 
     def invoke(self, entry: Invoke) -> None:
+        if not entry.invocation_id:
+            entry = dataclasses.replace(entry, invocation_id=entry.resolved_id)
         source = entry.source
         if (
             source is not None

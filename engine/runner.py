@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import sys
 from collections.abc import Callable
@@ -14,6 +15,18 @@ from .admin import Admin
 from .config import Config
 from .engine import Engine
 from .ingress import Ingress, start_site
+
+
+# Collections of the youngest generation after this many net container allocations (CPython's
+# default is 700), and of the older ones as rarely. The engine allocates millions of short-lived
+# containers a minute (entries, journals, state records); with the defaults the collector ran
+# every few Kafka records and took about a fifth of the pipeline's CPU. Cycles are still freed.
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def tune_garbage_collector() -> None:
+    """Sets `GC_THRESHOLDS`; for a process that runs an engine (the CLI calls it)."""
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def _say(line: str) -> None:

@@ -259,7 +259,7 @@ class Tracing:
         for express in batch.expressed:
             invoke = express.invoke
             self._invocation_span(
-                invoke.invocation_id, invoke.headers, invoke.target, express.ran_at_ms,
+                invoke.resolved_id, invoke.headers, invoke.target, express.ran_at_ms,
                 batch.now_ms, 0, None,
             )  # fmt: skip
 

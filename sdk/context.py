@@ -19,15 +19,40 @@ from .definitions import RetryPolicy
 T = TypeVar("T")
 
 
-@dataclasses.dataclass(frozen=True)
 class Request:
-    """The invocation being run: its id, headers, raw body and, for Kafka, record metadata."""
+    """The invocation being run: its id, headers, raw body and, for Kafka, record metadata.
 
-    id: str
-    headers: dict[str, str]
-    body: bytes
-    attempt: int = 0
-    kafka: dict[str, Any] | None = None
+    `id` may be given as a function that derives it: a Kafka record's id is worked out only if
+    the handler reads it (see `ids.record_invocation_id`).
+    """
+
+    __slots__ = ("_id", "attempt", "body", "headers", "kafka")
+
+    def __init__(
+        self,
+        id: str | Callable[[], str],
+        headers: dict[str, str],
+        body: bytes,
+        attempt: int = 0,
+        kafka: dict[str, Any] | None = None,
+    ) -> None:
+        self._id = id
+        self.headers = headers
+        self.body = body
+        self.attempt = attempt
+        self.kafka = kafka
+
+    @property
+    def id(self) -> str:
+        if not isinstance(self._id, str):
+            self._id = self._id()
+        return self._id
+
+    def __repr__(self) -> str:
+        return (
+            f"Request(id={self.id!r}, headers={self.headers!r}, body={self.body!r}, "
+            f"attempt={self.attempt!r}, kafka={self.kafka!r})"
+        )
 
 
 @dataclasses.dataclass(frozen=True)

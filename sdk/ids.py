@@ -59,6 +59,7 @@ __all__ = [
     "partition_key_for",
     "partition_key_range",
     "partition_of",
+    "record_invocation_id",
     "xxh3_64",
 ]
 
@@ -473,6 +474,24 @@ def deterministic_invocation_id(
         service, key, idempotency_key=idempotency_key, controlled_sharding=controlled_sharding
     )
     return str(InvocationId(pk, _sha_uuid(parts)))
+
+
+def record_invocation_id(
+    service: str, key: str | None, group: str, topic: str, partition: int, offset: int
+) -> str:
+    """The invocation id of the Kafka record at `offset` of `topic`/`partition`, consumed by
+    `group`: uuid = SHA-256(``"kr" , group , topic , partition , offset``)[:16].
+
+    Derived, not minted, so a record is the same invocation wherever its id is needed, and it is
+    computed only where it is: most records finish in the express lane and never need one. The
+    inputs are exactly what ingestion deduplicates on, so two records share an id only where
+    they are one record.
+    """
+    uuid = _sha_uuid([
+        b"kr", group.encode("utf-8"), topic.encode("utf-8"), str(partition).encode("ascii"),
+        str(offset).encode("ascii"),
+    ])  # fmt: skip
+    return str(InvocationId(partition_key_for(service, key, uuid), uuid))
 
 
 # --------------------------------------------------------------------------- XXH3-64 (seed 0)

@@ -110,11 +110,11 @@ class KafkaConnector:
 
     # -- actions ------------------------------------------------------------------------------
 
-    def record_done(self, group: str, topic: str, partition: int) -> None:
+    def record_done(self, group: str, topic: str, partition: int, count: int = 1) -> None:
         for consumer in self.consumers.values():
             s = consumer.subscription
             if s.group == group and s.source.topic == topic:
-                consumer.record_done(partition)
+                consumer.record_done(partition, count)
 
     def outbox_ready(self, outbox: str) -> None:
         shipper = self.shippers.get(outbox)

@@ -25,7 +25,6 @@ from headway.engine.entries import DeadLetter, Entry, Invoke, SubscriptionFailed
 from headway.engine.express import ExpressLane
 from headway.engine.processor import dead_letter_headers
 from headway.engine.store import Store
-from headway.sdk import ids
 from headway.sdk.journal import Target
 
 from .clusters import KafkaCluster
@@ -85,12 +84,12 @@ class SubscriptionConsumer:
         if self._task is not None:
             await self._task
 
-    def record_done(self, partition: int) -> None:
-        """A record of `partition` finished: let the next one in."""
+    def record_done(self, partition: int, count: int = 1) -> None:
+        """`count` records of `partition` finished: let as many more in."""
         flow = self.flows.get(partition)
         if flow is None:
             return
-        flow.in_flight = max(0, flow.in_flight - 1)
+        flow.in_flight = max(0, flow.in_flight - count)
         self._drain(partition, flow)
 
     # -- the poll loop ---------------------------------------------------------------------
@@ -262,9 +261,9 @@ class SubscriptionConsumer:
         if value is None or subscription.value_format.startswith("avro"):
             source["value"] = value  # the original, for a dead letter after a terminal failure
         target = Target(subscription.sink.service, subscription.sink.handler, key)
-        invocation_id = ids.new_invocation_id(ids.partition_key_for(target.service, key))
         request_headers = {k: v.decode("utf-8", "replace") for k, v in headers.items()}
-        return Invoke(invocation_id, target, body, request_headers, None, 0, None, source)
+        # No id: the record's is derived from its source where it is needed (Invoke.resolved_id).
+        return Invoke("", target, body, request_headers, None, 0, None, source)
 
     def _dead_letter(
         self, source: dict[str, Any], value: bytes | None, reason: str
