@@ -16,7 +16,6 @@ from .config import Config
 from .engine import Engine
 from .ingress import Ingress, start_site
 
-
 # Collections of the youngest generation after this many net container allocations (CPython's
 # default is 700), and of the older ones as rarely. The engine allocates millions of short-lived
 # containers a minute (entries, journals, state records); with the defaults the collector ran
