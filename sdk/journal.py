@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import operator
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 
@@ -75,14 +77,51 @@ class Command:
     completable: ClassVar[bool] = False
 
     def encode(self) -> list[Any]:
-        out: list[Any] = [self.TAG]
-        for name, _ in _layout(type(self)):
-            value = getattr(self, name)
-            out.append(value.encode() if isinstance(value, (Outcome, Target)) else value)
-        return out
+        return _encoder(type(self))(self)
 
 
 _LAYOUTS: dict[type[Command], tuple[tuple[str, str], ...]] = {}
+_ENCODERS: dict[type[Command], Callable[[Command], list[Any]]] = {}
+
+
+def _encoder(cls: type[Command]) -> Callable[[Command], list[Any]]:
+    """The encoding function of a command class, built once: encoding is on every journaled
+    step, and a Kafka record's state reads, writes and emits are encoded for the log."""
+    encoder = _ENCODERS.get(cls)
+    if encoder is not None:
+        return encoder
+    layout = _layout(cls)
+    tag = cls.TAG
+    names = [name for name, _ in layout]
+    nested = any(kind.startswith(("Outcome", "Target")) for _, kind in layout)
+    if nested:
+
+        def encoder(command: Command) -> list[Any]:
+            out: list[Any] = [tag]
+            for name in names:
+                value = getattr(command, name)
+                out.append(value.encode() if isinstance(value, (Outcome, Target)) else value)
+            return out
+
+    elif not names:
+
+        def encoder(command: Command) -> list[Any]:
+            return [tag]
+
+    elif len(names) == 1:
+        get_one = operator.attrgetter(names[0])
+
+        def encoder(command: Command) -> list[Any]:
+            return [tag, get_one(command)]
+
+    else:
+        get_all = operator.attrgetter(*names)
+
+        def encoder(command: Command) -> list[Any]:
+            return [tag, *get_all(command)]
+
+    _ENCODERS[cls] = encoder
+    return encoder
 
 
 def _layout(cls: type[Command]) -> tuple[tuple[str, str], ...]:
