@@ -8,6 +8,7 @@ test says when they are settled (written), the way a durable batch would.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ from headway.sdk import (
     TerminalError,
     VirtualObject,
     Workflow,
+    ids,
 )
 from headway.sdk.journal import Emit, GetState, SetState, StateKeys, Target
 
@@ -78,6 +80,11 @@ async def terminal(ctx: ObjectContext, amount: int) -> None:
 @counter.handler()
 async def listing(ctx: ObjectContext, amount: int) -> list[str]:
     return await ctx.state_keys()
+
+
+@counter.handler()
+async def who_am_i(ctx: ObjectContext, amount: int) -> str:
+    return ctx.request().id
 
 
 @counter.handler(kind="shared")
@@ -346,3 +353,30 @@ async def test_a_held_key_does_not_count_against_its_handler(h: Harness) -> None
         h.lane.submit(record(n))
     h.lane.submit(record(20, key="b"))
     assert isinstance(h.last(), Express)
+
+
+@lane_test
+async def test_a_record_without_an_id_runs_as_the_invocation_its_source_names(
+    h: Harness,
+) -> None:
+    unnamed = dataclasses.replace(record(7, "who_am_i"), invocation_id="")
+    h.lane.submit(unnamed)
+    entry = h.last()
+    derived = ids.record_invocation_id("Counter", "a", "g", "t", 0, 7)
+    assert isinstance(entry, Express) and entry.output == f'"{derived}"'.encode()
+    assert entry.invoke.invocation_id == "" and entry.invoke.resolved_id == derived
+
+
+@lane_test
+async def test_a_record_that_reads_no_id_never_has_one_worked_out(h: Harness) -> None:
+    derived: list[str] = []
+    real = ids.record_invocation_id
+
+    def counting(*args: Any) -> str:
+        derived.append(real(*args))
+        return derived[-1]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ids, "record_invocation_id", counting)
+        h.lane.submit(dataclasses.replace(record(1), invocation_id=""))
+    assert isinstance(h.last(), Express) and derived == []

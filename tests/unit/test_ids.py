@@ -29,6 +29,7 @@ from headway.sdk.ids import (
     partition_key_for,
     partition_key_range,
     partition_of,
+    record_invocation_id,
     xxh3_64,
 )
 
@@ -424,3 +425,19 @@ def test_deterministic_id_argument_errors() -> None:
         deterministic_invocation_id("Wf", "run", None, None, workflow_run=True)
     with pytest.raises(ValueError, match="idempotency key"):
         deterministic_invocation_id("Svc", "h", None, None)
+
+
+def test_a_kafka_records_invocation_id_is_derived_from_where_the_record_is() -> None:
+    first = record_invocation_id("Counts", "user-1", "g1", "clicks", 2, 41)
+    assert first == record_invocation_id("Counts", "user-1", "g1", "clicks", 2, 41)
+    parsed = InvocationId.parse(first)
+    assert parsed.partition_key == partition_key_for("Counts", "user-1")
+    others = {
+        record_invocation_id("Counts", "user-1", "g1", "clicks", 2, 42),
+        record_invocation_id("Counts", "user-1", "g1", "clicks", 3, 41),
+        record_invocation_id("Counts", "user-1", "g1", "views", 2, 41),
+        record_invocation_id("Counts", "user-1", "g2", "clicks", 2, 41),
+    }
+    assert first not in others and len(others) == 4
+    unkeyed = record_invocation_id("Relay", None, "g1", "t", 0, 0)
+    assert unkeyed == record_invocation_id("Relay", None, "g1", "t", 0, 0)  # bucket from uuid

@@ -45,7 +45,7 @@ from headway.engine.entries import (
 from headway.engine.processor import Processor, dead_letter_headers
 from headway.engine.registry import Registry
 from headway.engine.store import pack, unpack
-from headway.sdk import Context, ObjectContext, Service, VirtualObject
+from headway.sdk import Context, ObjectContext, Service, VirtualObject, ids
 from headway.sdk.ids import InvocationId
 from headway.sdk.journal import (
     ClearState,
@@ -200,6 +200,16 @@ def test_kafka_invoke_stores_its_offset_and_runs(p: Partition) -> None:
     assert p.status(inv(1))["st"] == "running"
     assert keys.kafka_offset("g1", "clicks", 0) in p.changes  # in the invocation's batch
     assert keys.invocation(inv(1)) in p.changes
+
+
+def test_a_record_without_an_id_becomes_the_invocation_its_source_names(p: Partition) -> None:
+    src = source(5)
+    entry = Invoke("", RELAY, b'{"v": 1}', {}, None, 0, None, src)
+    derived = ids.record_invocation_id("KafkaRelay", None, "g1", "clicks", 0, 5)
+    assert entry.resolved_id == derived
+    assert p.batch(entry) == [RunAttempt(derived)]
+    assert p.status(derived)["src"] == src
+    assert keys.invocation("") not in p.changes
 
 
 @pytest.mark.parametrize("offset", [5, 4, 0])
