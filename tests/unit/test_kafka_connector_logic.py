@@ -1,5 +1,5 @@
 """The Kafka connector's pure logic: endpoint URIs, record keys, value formats, subscription
-options and cluster definitions.
+options, cluster definitions and when a partition is paused.
 
 No broker and no network, except the Confluent format's tests, which run a real schema
 registry stand-in (`GET /schemas/ids/{id}`) on a loopback port in a thread.
@@ -27,6 +27,7 @@ from headway.connectors.kafka.clusters import (
     cluster_from_record,
     clusters_from_toml,
 )
+from headway.connectors.kafka.consumer import PAUSE_AT_BUFFERED, _Flow
 from headway.connectors.kafka.formats import (
     FORMATS,
     AvroConfluentFormat,
@@ -1070,3 +1071,20 @@ def test_clusters_from_toml_errors(table: Any, message: str) -> None:
         clusters_from_toml(table, "f")
     assert caught.value.status == 400
     assert str(caught.value) == message
+
+
+# -- flow control ------------------------------------------------------------------------------
+
+
+def test_a_partition_is_paused_only_once_its_buffer_is_full_and_resumed_once_it_is_empty() -> None:
+    flow = _Flow(in_flight=1000)
+    flow.pending.extend(range(PAUSE_AT_BUFFERED - 1))
+    assert not flow.wants_pause()  # records waiting for a slot are normal: no refetch for them
+    flow.pending.append(0)
+    assert flow.wants_pause()
+    flow.paused = True
+    while len(flow.pending) > 1:
+        flow.pending.popleft()
+        assert flow.wants_pause()  # stays paused while any record of its buffer waits
+    flow.pending.popleft()
+    assert not flow.wants_pause()
