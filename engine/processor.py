@@ -9,6 +9,7 @@ the same entries on the same store always yields the same store.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections import deque
 from typing import Any
 
@@ -106,6 +107,13 @@ class Processor:
         _Apply(self.registry, view, now_ms, effects).entry(entry)
 
 
+@functools.lru_cache(maxsize=4096)
+def _record_done(group: str, topic: str, partition: int) -> KafkaRecordDone:
+    """One shared (immutable) action per partition: a busy subscription finishes thousands of
+    records a second."""
+    return KafkaRecordDone(group, topic, partition)
+
+
 class _Apply:
     """The application of one entry; a class only to keep the arguments in one place."""
 
@@ -171,9 +179,7 @@ class _Apply:
         self.fx.actions.append(SubscriptionsChanged())
 
     def record_done(self, source: dict[str, Any]) -> None:
-        self.fx.actions.append(
-            KafkaRecordDone(source["group"], source["topic"], source["partition"])
-        )
+        self.fx.actions.append(_record_done(source["group"], source["topic"], source["partition"]))
 
     def status(self, invocation_id: str) -> Status | None:
         return self.view.get(keys.invocation(invocation_id))  # type: ignore[no-any-return]
