@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import msgpack
-from rocksdict import Options, Rdict, WriteBatch, WriteOptions
+from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch, WriteOptions
 
+_BLOCK_CACHE_BYTES = 64 << 20
 _DELETED = object()
 _MISSING = object()
 
@@ -43,6 +44,14 @@ class Store:
         path.mkdir(parents=True, exist_ok=True)
         options = Options(raw_mode=True)
         options.create_if_missing(True)
+        table = BlockBasedOptions()
+        # Most point reads on the hot path look for keys that do not exist (a key's lock, a new
+        # key's state): a bloom filter answers those without reading blocks.
+        table.set_bloom_filter(10, False)
+        table.set_block_cache(Cache(_BLOCK_CACHE_BYTES))
+        options.set_block_based_table_factory(table)
+        options.set_memtable_prefix_bloom_ratio(0.05)
+        options.set_memtable_whole_key_filtering(True)
         try:
             self.db = Rdict(str(path / "store"), options)
         except Exception as e:
