@@ -79,7 +79,7 @@ def encode_span(span: SpanRecord) -> bytes:
     """One `Span` message.
 
     Two spans per invocation pass through here, so the usual case is written inline: a name
-    and string attributes short enough that every length is one byte."""
+    and attributes (strings, small ints) short enough that every length is one byte."""
     parts = [b"\x0a\x10", span.trace_id.to_bytes(16), b"\x12\x08", span.span_id.to_bytes(8)]
     if span.parent_id:
         parts += (b"\x22\x08", span.parent_id.to_bytes(8))
@@ -98,6 +98,10 @@ def encode_span(span: SpanRecord) -> bytes:
                     _SMALL[len(data) + 2], b"\x0a", _SMALL[len(data)], data,
                 )  # fmt: skip
                 continue
+        elif value.__class__ is int and 0 <= value < 128:  # an attempt, a retry count
+            field = _key(key)
+            parts += (b"\x4a", _SMALL[len(field) + 4], field, b"\x12\x02\x18", _SMALL[value])
+            continue
         attribute = _attribute(key, value)
         parts += (b"\x4a", _varint(len(attribute)), attribute)
     if span.exception is not None:
