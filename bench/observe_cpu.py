@@ -7,8 +7,11 @@ taken, in alternating rounds over the variants. Without the HTTP layer the hooks
 larger than it is behind the ingress, so these ratios are an upper bound.
 
 Traces go over OTLP/HTTP to a sink in a child process that discards every export.
+`--express` submits each call through the express lane, as the HTTP ingress does for
+Counter/add; `--variant` runs one variant only (e.g. under `valgrind --tool=callgrind`, whose
+instruction counts do not depend on what else the machine runs).
 
-    python bench/observe_cpu.py --rounds 8 --invocations 6000
+    python bench/observe_cpu.py --rounds 8 --invocations 6000 --express
 
 Runtime: rounds x 4 variants x ~2-4 s.
 """
@@ -46,7 +49,9 @@ ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Sink).serve_forever()
 """
 
 
-async def measure(config: Config, invocations: int, concurrency: int, keys: int) -> float:
+async def measure(
+    config: Config, invocations: int, concurrency: int, keys: int, express: bool
+) -> float:
     """CPU µs per invocation of one fresh engine under closed-loop load."""
     engine = Engine(config, [counter])
     await engine.start()
@@ -54,8 +59,10 @@ async def measure(config: Config, invocations: int, concurrency: int, keys: int)
     async def one(i: int) -> None:
         key = f"k{i % keys}"
         invocation_id = ids.new_invocation_id(ids.partition_key_for("Counter", key))
-        waiter = engine.wait_for(invocation_id)
-        await engine.submit(Invoke(invocation_id, Target("Counter", "add", key), b"1", {}))
+        waiter = engine.wait_for(invocation_id, new=True)
+        invoke = Invoke(invocation_id, Target("Counter", "add", key), b"1", {})
+        lane = engine.express if express else None
+        await (engine.submit(invoke) if lane is None else lane.submit_durable(invoke))
         await waiter
         engine.forget_waiter(invocation_id, waiter)
 
@@ -79,17 +86,19 @@ async def main(args: argparse.Namespace, otlp: str) -> None:
         "traces1%": {"otlp_endpoint": otlp, "trace_sample_ratio": 0.01},
         "traces": {"otlp_endpoint": otlp},
     }
-    results: dict[str, list[float]] = {name: [] for name in variants}
-    names = list(variants)
+    names = list(variants) if args.variant is None else [args.variant]
+    results: dict[str, list[float]] = {name: [] for name in names}
     with tempfile.TemporaryDirectory(prefix="headway-observe-cpu-") as work:
         for r in range(args.rounds):
             for name in names[r % len(names) :] + names[: r % len(names)]:
                 config = Config(data_dir=Path(work) / f"{name}-{r}", **variants[name])  # type: ignore[arg-type]
-                us = await measure(config, args.invocations, args.concurrency, args.keys)
+                us = await measure(
+                    config, args.invocations, args.concurrency, args.keys, args.express
+                )
                 results[name].append(us)
                 print(f"round {r + 1} {name:>8}: {us:,.1f} CPU µs/invocation", flush=True)
-    off = statistics.median(results["off"])
-    print("\nmedian CPU µs per invocation (ratio to off):")
+    off = statistics.median(results[names[0]])
+    print(f"\nmedian CPU µs per invocation (ratio to {names[0]}):")
     for name in names:
         median = statistics.median(results[name])
         print(f"  {name:>8}: {median:,.1f} ({median / off:.3f}x)  min {min(results[name]):,.1f}")
@@ -101,6 +110,8 @@ if __name__ == "__main__":
     parser.add_argument("--invocations", "-n", type=int, default=6000, help="per round (6000)")
     parser.add_argument("--concurrency", "-c", type=int, default=32)
     parser.add_argument("--keys", type=int, default=1000)
+    parser.add_argument("--express", action="store_true", help="through the express lane")
+    parser.add_argument("--variant", choices=("off", "metrics", "traces1%", "traces"))
     arguments = parser.parse_args()
     port = free_port()
     sink = subprocess.Popen([sys.executable, "-c", _SINK, str(port)])

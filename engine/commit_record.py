@@ -1,8 +1,10 @@
 """What a committed batch changed, for observers (metrics, traces) that count in batches.
 
-The committer reads through `FirstReads`, which keeps the encoded value each key had before
-the batch; with the batch's changes that gives every record's before and after, so observers
-count transitions (an invocation completed, a timer was added) without reading the store.
+A changed record's value after the batch is in the batch's changes. Its value before is what
+the batch first read of it (`StoreView.reads`), except where the processor changes records in
+place: there `FirstReads` notes, as the committer reads, the little that observers compare (an
+invocation's status fields, an object lock's queue length). So observers count transitions (an
+invocation completed, a timer was added) without reading the store.
 """
 
 from __future__ import annotations
@@ -17,24 +19,29 @@ from .store import Store, StoreView, unpack
 
 Status = dict[str, Any]
 
+_INVOCATION = keys.INVOCATION[0]
+_OBJECT_LOCK = keys.OBJECT_LOCK[0]
+
 
 class FirstReads:
-    """A committed-store reader that remembers the first encoded value read for each key."""
+    """A committed-store reader noting, for each invocation and object lock the batch reads,
+    what observers compare (a `StoreView` reads each key from the store at most once)."""
 
     def __init__(self, store: Store) -> None:
         self._db = store.db
-        self.before: dict[bytes, bytes | None] = {}
         self.statuses: dict[bytes, Status] = {}
+        self.queues: dict[bytes, int] = {}
 
     def get(self, key: bytes) -> Any:
         data: bytes | None = self._db.get(key)
-        self.before.setdefault(key, data)
         if data is None:
             return None
         value = unpack(data)
-        if key.startswith(keys.INVOCATION) and key not in self.statuses:
-            # What observers compare, taken now: the processor changes the record in place.
+        first = key[0]  # one int test rules out most keys
+        if first == _INVOCATION and key.startswith(keys.INVOCATION):
             self.statuses[key] = {"st": value["st"], "a": value["a"], "rc": value["rc"]}
+        elif first == _OBJECT_LOCK and key.startswith(keys.OBJECT_LOCK):
+            self.queues[key] = len(value[1])
         return value
 
 
@@ -42,17 +49,17 @@ class FirstReads:
 class CommittedBatch:
     """One durable group commit.
 
-    `before` holds the encoded committed value of every key the batch read (None: absent);
-    a changed key it never read did not exist before. `view.changes` holds every key the
-    batch changed.
+    `view.changes` holds every key the batch changed, `view.reads` the value of every key it
+    read from the store (None: absent); a changed key it never read did not exist before.
+    `statuses` and `queues` hold what `FirstReads` noted.
     """
 
     entries: int
     fsync_seconds: float
     now_ms: int
-    before: dict[bytes, bytes | None]
     view: StoreView
     statuses: dict[bytes, Status] = dataclasses.field(default_factory=dict)
+    queues: dict[bytes, int] = dataclasses.field(default_factory=dict)
     # Express runs that took effect: invocations that completed with no status record.
     expressed: list[Express] = dataclasses.field(default_factory=list)
 
@@ -67,9 +74,8 @@ class CommittedBatch:
         `rc` (what observers compare), captured when the batch first read it."""
         statuses, deleted = self.statuses, self.view.deleted
         changes = []
-        first = keys.INVOCATION[0]
         for key, value in self.view.changes.items():
-            if key[0] == first and key.startswith(keys.INVOCATION):
+            if key[0] == _INVOCATION and key.startswith(keys.INVOCATION):
                 changes.append((
                     key[len(keys.INVOCATION) :].decode(),
                     statuses.get(key),

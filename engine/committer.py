@@ -163,8 +163,8 @@ class Committer:
         self.entries += self.lsn - first_lsn + 1
         if self.on_commit is not None and reads is not None:
             record = CommittedBatch(
-                self.lsn - first_lsn + 1, fsync_seconds, now_ms, reads.before, view,
-                reads.statuses, effects.expressed,
+                self.lsn - first_lsn + 1, fsync_seconds, now_ms, view, reads.statuses,
+                reads.queues, effects.expressed,
             )  # fmt: skip
             try:
                 self.on_commit(record)

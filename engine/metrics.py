@@ -38,7 +38,7 @@ _LATENCY_BUCKETS = (
     60.0, 300.0, 3600.0,
 )  # fmt: skip
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
-_TIMER_OR_LOCK = frozenset((keys.TIMER[0], keys.OBJECT_LOCK[0]))
+_INVOCATION, _TIMER, _OBJECT_LOCK = keys.INVOCATION[0], keys.TIMER[0], keys.OBJECT_LOCK[0]
 _FSYNC_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
 
 
@@ -194,40 +194,53 @@ class EngineMetrics:
         self.by_status.update(base)
 
     def batch_committed(self, batch: CommittedBatch) -> None:
-        """Counts what one batch changed: one pass over its changed keys, no store reads."""
+        """Counts what one batch changed: one pass over its changed keys, no store reads.
+
+        Status moves are tallied for the whole batch and applied once; this runs for every
+        batch, so it stays a single loop with one int test ruling out most keys."""
         self.batch_entries.observe(batch.entries)
         self.fsync_seconds.observe(batch.fsync_seconds)
-        by_status = self.by_status
-        for _, old, new in batch.invocations:
-            if old is not None:
-                by_status[old["st"]] -= 1
-            if new is not None:
-                by_status[new["st"]] += 1
-                self._transition(old, new)
+        statuses, queues, reads, deleted = (
+            batch.statuses, batch.queues, batch.view.reads, batch.view.deleted
+        )  # fmt: skip
+        entered: list[str] = []
+        left: list[str] = []
+        timers = inbox = 0
+        for key, value in batch.changed.items():
+            first = key[0]
+            if first == _INVOCATION:
+                if not key.startswith(keys.INVOCATION):
+                    continue
+                old = statuses.get(key)
+                if old is not None:
+                    left.append(old["st"])
+                if not deleted(value):
+                    entered.append(value["st"])
+                    self._transition(old, value)
+            elif first == _TIMER:
+                if key.startswith(keys.TIMER):
+                    # A timer key is new (a fresh sequence number) or read before it is deleted.
+                    timers += (not deleted(value)) - (reads.get(key) is not None)
+            elif first == _OBJECT_LOCK and key.startswith(keys.OBJECT_LOCK):
+                inbox += (0 if deleted(value) else len(value[1])) - queues.get(key, 0)
+        self.by_status.update(entered)
+        if left:
+            self.by_status.subtract(Tally(left))
+        self.timers += timers
+        self.inbox += inbox
         for express in batch.expressed:
-            numbers = self.handler(express.invoke.target.service, express.invoke.target.handler)
+            target = express.invoke.target
+            numbers = self.handler(target.service, target.handler)
             numbers.started += 1
             numbers.completed += 1
             numbers.duration.observe((batch.now_ms - express.ran_at_ms) / 1000)
-        before, deleted = batch.before, batch.view.deleted
-        for key, value in batch.changed.items():
-            if key[0] not in _TIMER_OR_LOCK:  # one int test rules out most changed keys
-                continue
-            if key.startswith(keys.TIMER):
-                # A timer key is new (a fresh sequence number) or read before it is deleted.
-                self.timers += 0 if deleted(value) else 1
-                self.timers -= 0 if before.get(key) is None else 1
-            elif key.startswith(keys.OBJECT_LOCK):
-                raw = before.get(key)
-                self.inbox -= 0 if raw is None else len(unpack(raw)[1])
-                self.inbox += 0 if deleted(value) else len(value[1])
 
     def _transition(self, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
-        numbers = self.handler(new["t"][0], new["t"][1])
+        target = new["t"]
+        numbers = self.handler(target[0], target[1])
         if new["a"] >= 1 and (old is None or old["a"] == 0):
             numbers.started += 1
-        retried = new["rc"] - (old["rc"] if old is not None else 0)
-        if retried > 0:
+        if new["rc"] and (retried := new["rc"] - (old["rc"] if old is not None else 0)) > 0:
             numbers.retries += retried
         if new["st"] == "completed" and (old is None or old["st"] != "completed"):
             if new["o"][0] == 1:  # an encoded Outcome: [1, code, message] is a failure

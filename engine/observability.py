@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from .committer import Committer
     from .invoker import Attempt, Invoker
 
+_CARRIERS = (Call, Send, Emit)  # commands that carry trace context (a tuple: cheaper to test)
+
 
 class Observability:
     """One engine's metrics registry and, if enabled, its tracing."""
@@ -93,7 +95,7 @@ class Observability:
     def outgoing(self, command: Command) -> Command:
         """A call, send or emitted Kafka record, carrying the current attempt's trace context in
         its headers (an emit keeps a `traceparent` the handler set itself)."""
-        if self.tracing is None or not isinstance(command, Call | Send | Emit):
+        if self.tracing is None or not isinstance(command, _CARRIERS):
             return command
         if isinstance(command, Emit) and TRACEPARENT in command.headers:
             return command

@@ -14,6 +14,7 @@ import traceback
 from collections.abc import Iterable, Mapping
 
 from headway.sdk.protocol.wire import encode_varint
+from opentelemetry.trace import SpanKind
 
 from .tracing import SpanRecord
 
@@ -25,6 +26,8 @@ _ERROR_CODE = b"\x18\x02"  # Status.code = STATUS_CODE_ERROR
 
 
 _SMALL = [bytes((n,)) for n in range(128)]
+# Field 6, the kind: OTLP's enum counts UNSPECIFIED as 0.
+_KINDS = {kind: b"\x30" + _SMALL[kind.value + 1] for kind in SpanKind}
 
 
 def _varint(value: int) -> bytes:
@@ -73,16 +76,32 @@ def _exception_event(error: BaseException, time_ns: int) -> bytes:
 
 
 def encode_span(span: SpanRecord) -> bytes:
-    """One `Span` message."""
+    """One `Span` message.
+
+    Two spans per invocation pass through here, so the usual case is written inline: a name
+    and attributes (strings, small ints) short enough that every length is one byte."""
     parts = [b"\x0a\x10", span.trace_id.to_bytes(16), b"\x12\x08", span.span_id.to_bytes(8)]
     if span.parent_id:
         parts += (b"\x22\x08", span.parent_id.to_bytes(8))
+    name = span.name.encode()
     parts += (
-        _field(b"\x2a", span.name.encode()),
-        b"\x30", _varint(span.kind.value + 1),  # OTLP's enum counts UNSPECIFIED as 0
-        _TIMES.pack(0x39, span.start_ns, 0x41, span.end_ns),
+        b"\x2a", _SMALL[len(name)] if len(name) < 128 else _varint(len(name)), name,
+        _KINDS[span.kind], _TIMES.pack(0x39, span.start_ns, 0x41, span.end_ns),
     )  # fmt: skip
     for key, value in span.attributes.items():
+        if isinstance(value, str):
+            data = value.encode()
+            field = _key(key)
+            if len(data) + len(field) < 124:
+                parts += (
+                    b"\x4a", _SMALL[len(data) + len(field) + 4], field, b"\x12",
+                    _SMALL[len(data) + 2], b"\x0a", _SMALL[len(data)], data,
+                )  # fmt: skip
+                continue
+        elif value.__class__ is int and 0 <= value < 128:  # an attempt, a retry count
+            field = _key(key)
+            parts += (b"\x4a", _SMALL[len(field) + 4], field, b"\x12\x02\x18", _SMALL[value])
+            continue
         attribute = _attribute(key, value)
         parts += (b"\x4a", _varint(len(attribute)), attribute)
     if span.exception is not None:

@@ -18,6 +18,7 @@ the OpenTelemetry API nest under it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import random
 import re
@@ -26,7 +27,7 @@ from collections.abc import Mapping
 from contextvars import ContextVar, Token
 from typing import NamedTuple, Protocol
 
-from headway.sdk.journal import Failure, Outcome, Target
+from headway.sdk.journal import Failure, Target
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -81,10 +82,25 @@ class Ids(NamedTuple):
     sampled: bool
 
 
+_HASH = hashlib.blake2b(digest_size=24, person=b"headway")  # copied: cheaper than made anew
+
+
 def _derived_ids(invocation_id: str) -> tuple[int, int]:
     """A trace id and a span id from the invocation id (one hash; neither is ever 0)."""
-    digest = hashlib.blake2b(invocation_id.encode(), digest_size=24, person=b"headway").digest()
-    return int.from_bytes(digest[:16]) or 1, int.from_bytes(digest[16:]) or 1
+    hashed = _HASH.copy()
+    hashed.update(invocation_id.encode())
+    digest = int.from_bytes(hashed.digest())
+    return (digest >> 64) or 1, (digest & 0xFFFF_FFFF_FFFF_FFFF) or 1
+
+
+@functools.lru_cache(maxsize=4096)
+def _ids(invocation_id: str, parent: str | None, bound: int) -> Ids:
+    """`Tracing.invocation_ids`, kept for the invocations seen last: each attempt and the
+    completion of an invocation need the same ids, usually within milliseconds."""
+    trace_id, span_id = _derived_ids(invocation_id)
+    if parent is not None and (context := parse_traceparent(parent)) is not None:
+        return Ids(context[0], span_id, context[1], context[2])
+    return Ids(trace_id, span_id, 0, trace_id & TraceIdRatioBased.TRACE_ID_LIMIT < bound)
 
 
 def parse_traceparent(value: str) -> tuple[int, int, bool] | None:
@@ -192,12 +208,7 @@ class Tracing:
     def invocation_ids(self, invocation_id: str, headers: Mapping[str, str]) -> Ids:
         """The ids of an invocation's span: its parent's trace (or its own), its derived span
         id, and whether it is sampled (the parent's decision, or the ratio's on a new trace)."""
-        trace_id, span_id = _derived_ids(invocation_id)
-        parent = headers.get(TRACEPARENT)
-        if parent is not None and (context := parse_traceparent(parent)) is not None:
-            return Ids(context[0], span_id, context[1], context[2])
-        sampled = trace_id & TraceIdRatioBased.TRACE_ID_LIMIT < self._bound
-        return Ids(trace_id, span_id, 0, sampled)
+        return _ids(invocation_id, headers.get(TRACEPARENT), self._bound)
 
     def traceparent(self, invocation_id: str, headers: Mapping[str, str]) -> str:
         """The W3C `traceparent` of an invocation's span (`headers`: its stored headers).
@@ -252,9 +263,10 @@ class Tracing:
         for invocation_id, old, new in batch.invocations:
             completed_now = old is None or old["st"] != "completed"
             if new is not None and new["st"] == "completed" and completed_now:
+                outcome = new["o"]  # an encoded Outcome: [1, code, message] is a failure
                 self._invocation_span(
                     invocation_id, new["h"], Target.decode(new["t"]), new["ca"], new["ma"],
-                    new["rc"], Outcome.decode(new["o"]).failure,
+                    new["rc"], Failure(outcome[1], outcome[2]) if outcome[0] == 1 else None,
                 )  # fmt: skip
         for express in batch.expressed:
             invoke = express.invoke
