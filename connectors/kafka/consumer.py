@@ -1,5 +1,5 @@
 """One subscription's Kafka consumer: records in, `Invoke` entries out, never more in flight
-per partition than the subscription allows, and never more than `PAUSE_AT_BUFFERED` waiting.
+per partition than the subscription allows, and a bounded number waiting (`_Flow.wants_pause`).
 
 Polling runs in a worker thread (librdkafka releases the GIL while it waits); everything else
 runs on the event loop, between polls, so the consumer handle is never used from two threads
@@ -43,6 +43,7 @@ MONITOR_COMMIT_SECONDS = 1.0
 # ordinary gap between a poll and the commits that free slots: pausing whenever a record had
 # to wait halved the pipeline's throughput, the consumer waiting on refetches.
 PAUSE_AT_BUFFERED = 10_000
+PAUSE_AT_BUFFERED_BYTES = 32 << 20  # the same for large records: their values' bytes
 
 
 @dataclasses.dataclass
@@ -51,13 +52,26 @@ class _Flow:
 
     in_flight: int = 0
     pending: collections.deque[Message] = dataclasses.field(default_factory=collections.deque)
+    pending_bytes: int = 0
     paused: bool = False
 
+    def hold(self, message: Message) -> None:
+        self.pending.append(message)
+        self.pending_bytes += len(message.value() or b"")
+
+    def next_held(self) -> Message:
+        message = self.pending.popleft()
+        self.pending_bytes -= len(message.value() or b"")
+        return message
+
     def wants_pause(self) -> bool:
-        """Paused once `PAUSE_AT_BUFFERED` records wait, resumed once none does."""
+        """Paused once `PAUSE_AT_BUFFERED` records or `PAUSE_AT_BUFFERED_BYTES` wait, resumed
+        once none does."""
         if self.paused:
             return bool(self.pending)
-        return len(self.pending) >= PAUSE_AT_BUFFERED
+        return (
+            len(self.pending) >= PAUSE_AT_BUFFERED or self.pending_bytes >= PAUSE_AT_BUFFERED_BYTES
+        )
 
 
 class SubscriptionConsumer:
@@ -228,13 +242,13 @@ class SubscriptionConsumer:
         partition = message.partition()
         assert partition is not None
         flow = self.flows.setdefault(partition, _Flow())
-        flow.pending.append(message)
+        flow.hold(message)
         self._drain(partition, flow)
 
     def _drain(self, partition: int, flow: _Flow) -> None:
         limit = self.subscription.max_in_flight
         while flow.pending and flow.in_flight < limit and not self._failed:
-            message = flow.pending.popleft()
+            message = flow.next_held()
             entry = self._entry(message)
             if entry is None:
                 return

@@ -27,7 +27,7 @@ from headway.connectors.kafka.clusters import (
     cluster_from_record,
     clusters_from_toml,
 )
-from headway.connectors.kafka.consumer import PAUSE_AT_BUFFERED, _Flow
+from headway.connectors.kafka.consumer import PAUSE_AT_BUFFERED, PAUSE_AT_BUFFERED_BYTES, _Flow
 from headway.connectors.kafka.formats import (
     FORMATS,
     AvroConfluentFormat,
@@ -1076,15 +1076,34 @@ def test_clusters_from_toml_errors(table: Any, message: str) -> None:
 # -- flow control ------------------------------------------------------------------------------
 
 
+class _Record:
+    """What the flow control reads of a polled record."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def value(self) -> bytes:
+        return b"x" * self.size
+
+
 def test_a_partition_is_paused_only_once_its_buffer_is_full_and_resumed_once_it_is_empty() -> None:
     flow = _Flow(in_flight=1000)
-    flow.pending.extend(range(PAUSE_AT_BUFFERED - 1))
+    for _ in range(PAUSE_AT_BUFFERED - 1):
+        flow.hold(_Record(10))  # type: ignore[arg-type]
     assert not flow.wants_pause()  # records waiting for a slot are normal: no refetch for them
-    flow.pending.append(0)
+    flow.hold(_Record(10))  # type: ignore[arg-type]
     assert flow.wants_pause()
     flow.paused = True
     while len(flow.pending) > 1:
-        flow.pending.popleft()
+        flow.next_held()
         assert flow.wants_pause()  # stays paused while any record of its buffer waits
-    flow.pending.popleft()
+    flow.next_held()
+    assert not flow.wants_pause() and flow.pending_bytes == 0
+
+
+def test_a_partition_of_large_records_is_paused_by_their_bytes() -> None:
+    flow = _Flow(in_flight=1000)
+    flow.hold(_Record(PAUSE_AT_BUFFERED_BYTES - 1))  # type: ignore[arg-type]
     assert not flow.wants_pause()
+    flow.hold(_Record(1))  # type: ignore[arg-type]
+    assert flow.wants_pause() and len(flow.pending) == 2
