@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import time
 from collections.abc import Awaitable, Coroutine
 from typing import TYPE_CHECKING, Any
@@ -123,9 +124,12 @@ class ExpressLane:
         """The entry to submit, and the key's state after the run (if there was one)."""
         target = invoke.target
         found = self.registry.lookup(target.service, target.handler)
-        if found is None or not runs_ahead(found) or not self._worth_trying(target):
+        if not runs_ahead(found) or not self._worth_trying(target):
             self.declined += 1
             return invoke, {}
+        if not invoke.invocation_id and self.observer and self.observer.tracing is not None:
+            # Its spans need the record's id twice (the attempt's, the commit's): derive it once.
+            invoke = dataclasses.replace(invoke, invocation_id=invoke.resolved_id)
         state: dict[str, bytes] | None = {}
         if target.key is not None:
             state = self._state(target.service, target.key, found[0].needs_lock(target.handler))

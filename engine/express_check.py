@@ -12,6 +12,7 @@ optimistic concurrency control validated by value. Pure: a dict and commands in,
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TypeGuard
 
 from headway.sdk.definitions import Handler
 from headway.sdk.journal import (
@@ -30,7 +31,7 @@ from .registry import ServiceInfo
 EXPRESS_COMMANDS = (GetState, StateKeys, SetState, ClearState, ClearAllState, Emit)
 
 
-def runs_ahead(found: tuple[ServiceInfo, Handler] | None) -> bool:
+def runs_ahead(found: tuple[ServiceInfo, Handler] | None) -> TypeGuard[tuple[ServiceInfo, Handler]]:
     """Whether a handler's invocations may run ahead of the log: in-process, not a workflow's
     run (which must run once per workflow id)."""
     return found is not None and found[0].deployment is None and found[1].kind != "workflow"

@@ -249,7 +249,6 @@ class _Apply:
         result = None
         if (
             runs_ahead(found)
-            and found is not None
             and (source is None or offsets.is_kafka(source))
             and not (
                 found[0].needs_lock(target.handler)
