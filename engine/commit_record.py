@@ -15,7 +15,8 @@ from typing import Any
 
 from . import keys
 from .entries import Express
-from .store import Store, StoreView, unpack
+from .hot_reads import HotReads
+from .store import StoreView, unpack
 
 Status = dict[str, Any]
 
@@ -27,13 +28,13 @@ class FirstReads:
     """A committed-store reader noting, for each invocation and object lock the batch reads,
     what observers compare (a `StoreView` reads each key from the store at most once)."""
 
-    def __init__(self, store: Store) -> None:
-        self._db = store.db
+    def __init__(self, reads: HotReads) -> None:
+        self._get_raw = reads.get_raw
         self.statuses: dict[bytes, Status] = {}
         self.queues: dict[bytes, int] = {}
 
     def get(self, key: bytes) -> Any:
-        data: bytes | None = self._db.get(key)
+        data = self._get_raw(key)
         if data is None:
             return None
         value = unpack(data)

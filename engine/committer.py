@@ -7,7 +7,8 @@ Entries from every source (ingress, invoker, timers) queue here. Each batch:
    the processor over an in-memory view; follow-up entries the processor produces (a call's
    invocation, a result for a caller) join the same batch.
 3. Write one RocksDB batch: the log records, every store change, and the applied position;
-   fsync it. Then hand observers (metrics, traces) the batch's before and after values
+   fsync it. Then update the committed-read copy (`reads`) with the batch's changes to object
+   locks and state, and hand observers (metrics, traces) the batch's before and after values
    (`on_commit`); they only count, and a failing observer is logged, not retried.
 4. Resolve the submitters' futures (the entries are durable), then run the actions in order.
 
@@ -36,6 +37,7 @@ from . import keys
 from .actions import Action
 from .commit_record import CommittedBatch, FirstReads
 from .entries import Entry
+from .hot_reads import HotReads, held
 from .processor import Effects, Processor
 from .store import Store, StoreView, pack
 
@@ -55,6 +57,8 @@ class Committer:
         keep_log: int = 100_000,
     ) -> None:
         self.store = store
+        # The committed object locks and state, for the processor and the express lanes.
+        self.reads = HotReads(store)
         self.processor = processor
         self.on_actions = on_actions
         self.max_batch = max_batch
@@ -142,8 +146,8 @@ class Committer:
     async def _commit(self, taken: list[tuple[Entry, asyncio.Future[None] | None]]) -> Effects:
         """Applies and durably writes one batch; returns its effects (actions not yet run)."""
         now_ms = int(time.time() * 1000)
-        reads = FirstReads(self.store) if self.on_commit is not None else None
-        view = StoreView(reads or self.store)
+        reads = FirstReads(self.reads) if self.on_commit is not None else None
+        view = StoreView(reads or self.reads)
         effects = Effects()
         batch = WriteBatch(raw_mode=True)
         first_lsn = self.lsn + 1
@@ -151,13 +155,14 @@ class Committer:
             self._apply(entry, view, now_ms, effects, batch)
             while effects.entries:
                 self._apply(effects.entries.popleft(), view, now_ms, effects, batch)
-        view.to_batch(batch)
+        held_changes = view.to_batch(batch, held)
         batch.put(keys.APPLIED, pack(self.lsn))
         if self.keep_log and first_lsn > self.keep_log and first_lsn % 1024 < len(taken):
             batch.delete_range(keys.LOG, keys.log(first_lsn - self.keep_log))
         started = time.perf_counter()
         await asyncio.to_thread(self.store.write, batch)
         fsync_seconds = time.perf_counter() - started
+        self.reads.committed(held_changes)
         self.fsync_seconds += fsync_seconds
         self.batches += 1
         self.entries += self.lsn - first_lsn + 1

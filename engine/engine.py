@@ -66,7 +66,7 @@ class Engine:
         )  # fmt: skip
         express = self.config.express and not self.config.always_replay
         self.express = (
-            ExpressLane(store, self.registry, self.committer, self.observability)
+            ExpressLane(self.committer.reads, self.registry, self.committer, self.observability)
             if express
             else None
         )

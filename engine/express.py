@@ -37,7 +37,7 @@ from .entries import Express, Invoke
 from .express_check import EXPRESS_COMMANDS, runs_ahead
 from .invoker import DURABLE
 from .registry import Registry
-from .store import Store
+from .store import ReadableStore
 
 if TYPE_CHECKING:
     from .observability import Observability
@@ -79,11 +79,12 @@ def _now_ms() -> int:
 
 
 class ExpressLane:
-    """Runs the records of one subscription's sink handler ahead of the log."""
+    """Runs the records of one subscription's sink handler ahead of the log, reading keys'
+    committed locks and state from `store` (the committer's `reads`)."""
 
     def __init__(
         self,
-        store: Store,
+        store: ReadableStore,
         registry: Registry,
         committer: Committer,
         observer: Observability | None = None,

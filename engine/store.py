@@ -7,7 +7,8 @@ write batch. Reads elsewhere (invoker, admin) see only committed data.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,8 +30,17 @@ class StoreLockedError(RuntimeError):
     """Another engine already has this data directory open."""
 
 
+_packers = threading.local()
+
+
 def pack(value: Any) -> bytes:
-    return msgpack.packb(value, use_bin_type=True)
+    # A packer per thread, reused: `msgpack.packb` makes one per call, which costs more than
+    # packing a small record.
+    try:
+        packer = _packers.packer
+    except AttributeError:
+        packer = _packers.packer = msgpack.Packer(use_bin_type=True)
+    return packer.pack(value)  # type: ignore[no-any-return]
 
 
 def unpack(data: bytes) -> Any:
@@ -119,13 +129,23 @@ class StoreView:
     def delete(self, key: bytes) -> None:
         self.changes[key] = _DELETED
 
-    def to_batch(self, batch: WriteBatch) -> None:
-        """Adds every change to `batch`, encoded."""
+    def to_batch(
+        self, batch: WriteBatch, wanted: Callable[[bytes], bool] = lambda key: False
+    ) -> dict[bytes, bytes | None]:
+        """Adds every change to `batch`, encoded; returns the encoded changes (None: deleted)
+        of the keys `wanted` selects."""
+        encoded: dict[bytes, bytes | None] = {}
         for key, value in self.changes.items():
             if value is _DELETED:
                 batch.delete(key)
+                if wanted(key):
+                    encoded[key] = None
             else:
-                batch.put(key, pack(value))
+                data = pack(value)
+                batch.put(key, data)
+                if wanted(key):
+                    encoded[key] = data
+        return encoded
 
     def clear(self) -> None:
         self.changes.clear()

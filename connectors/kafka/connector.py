@@ -198,7 +198,7 @@ class KafkaConnector:
             and self.committer is not None
             and ExpressLane.serves(self.registry, sink.service, sink.handler)
         ):
-            lane = ExpressLane(self.store, self.registry, self.committer, self.observer)
+            lane = ExpressLane(self.committer.reads, self.registry, self.committer, self.observer)
         return SubscriptionConsumer(
             subscription, cluster, keyed, fmt, self.store, self.submit, lane
         )
