@@ -69,9 +69,27 @@ def test_the_copy_forgets_the_oldest_keys_beyond_its_capacity(tmp_path: Path) ->
     names = [keys.state("Counter", str(n)) for n in range(9)]
     for name in names:
         assert reads.get(name) is None
+    reads.committed({names[0]: None})  # written again: now the newest
     for name in names:
         write(store, name, {"n": b"1"})
-    # The last seven are still held as absent; the first two were forgotten and are read again.
-    assert [reads.get(name) for name in names[2:]] == [None] * 7
-    assert [reads.get(name) for name in names[:2]] == [{"n": b"1"}] * 2
+    # Past 8 keys it forgot the three oldest (0, 1, 2); names[0], written since, is held again.
+    assert [reads.get(name) for name in (names[0], *names[3:])] == [None] * 7
+    assert reads.get(names[1]) == {"n": b"1"}  # forgotten, read again from RocksDB
+    store.close()
+
+
+def test_the_copy_is_bounded_by_bytes_and_skips_large_records(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    reads = HotReads(store, capacity_bytes=1_000)
+    names = [keys.state("Counter", str(n)) for n in range(12)]
+    reads.committed({name: pack({"v": b"x" * 100}) for name in names})
+    for name in names:
+        write(store, name, {"v": b"new"})
+    # About 120 bytes a record: past 1,000 bytes it kept the newest 6 (750 bytes at most).
+    held_now = [reads.get(name) == {"v": b"x" * 100} for name in names]
+    assert held_now == [False] * 6 + [True] * 6
+    reads.committed({STATE: pack({"n": b"1"})})
+    reads.committed({STATE: pack({"v": b"x" * (100 << 10)})})  # too large to keep
+    write(store, STATE, {"n": b"2"})
+    assert reads.get(STATE) == {"n": b"2"}  # the smaller value it replaced did not linger
     store.close()
