@@ -51,15 +51,17 @@ class NotExpress(BaseException):
 class _Recorder:
     """The run's transport: keeps the commands the lane can run, refuses every other one."""
 
-    def __init__(self, observer: Observability | None) -> None:
+    def __init__(self, observer: Observability | None, request: Request) -> None:
         self.observer = observer
+        self.request = request
         self.journal: list[Command] = []
 
     def append(self, index: int, command: Command) -> Awaitable[None]:
         if not isinstance(command, EXPRESS_COMMANDS):
             raise NotExpress(type(command).__name__)
         if self.observer is not None:
-            command = self.observer.outgoing(command)
+            request = self.request
+            command = self.observer.outgoing(command, request.id, request.headers)
         self.journal.append(command)
         return DURABLE
 
@@ -196,10 +198,10 @@ class ExpressLane:
         journal, when it ran and its output; None if it cannot finish that way."""
         target = invoke.target
         observer = self.observer
-        recorder = _Recorder(observer)
         # A Kafka record's id is derived only if the run reads it.
         invocation_id = invoke.invocation_id or (lambda: invoke.resolved_id)
         request = Request(invocation_id, invoke.headers, invoke.input, 1, invoke.source)
+        recorder = _Recorder(observer, request)
         ctx = ServerContext(
             StateMachine([], {}, recorder), request, target, state, _now_ms,
             read_only=handler.kind == "shared",
