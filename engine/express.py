@@ -51,15 +51,16 @@ class NotExpress(BaseException):
 class _Recorder:
     """The run's transport: keeps the commands the lane can run, refuses every other one."""
 
-    def __init__(self, observer: Observability | None) -> None:
+    def __init__(self, observer: Observability | None, invoke: Invoke) -> None:
         self.observer = observer
+        self.invocation_id, self.headers = invoke.invocation_id, invoke.headers
         self.journal: list[Command] = []
 
     def append(self, index: int, command: Command) -> Awaitable[None]:
         if not isinstance(command, EXPRESS_COMMANDS):
             raise NotExpress(type(command).__name__)
         if self.observer is not None:
-            command = self.observer.outgoing(command)
+            command = self.observer.outgoing(command, self.invocation_id, self.headers)
         self.journal.append(command)
         return DURABLE
 
@@ -129,7 +130,8 @@ class ExpressLane:
             self.declined += 1
             return invoke, {}
         if not invoke.invocation_id and self.observer and self.observer.tracing is not None:
-            # Its spans need the record's id twice (the attempt's, the commit's): derive it once.
+            # Its spans and emits need the record's id (the attempt's, the commit's): derive it
+            # once, here, so that a traced run always has it.
             invoke = dataclasses.replace(invoke, invocation_id=invoke.resolved_id)
         state: dict[str, bytes] | None = {}
         if target.key is not None:
@@ -197,10 +199,10 @@ class ExpressLane:
         journal, when it ran and its output; None if it cannot finish that way."""
         target = invoke.target
         observer = self.observer
-        recorder = _Recorder(observer)
         # A Kafka record's id is derived only if the run reads it.
         invocation_id = invoke.invocation_id or (lambda: invoke.resolved_id)
         request = Request(invocation_id, invoke.headers, invoke.input, 1, invoke.source)
+        recorder = _Recorder(observer, invoke)
         ctx = ServerContext(
             StateMachine([], {}, recorder), request, target, state, _now_ms,
             read_only=handler.kind == "shared",
@@ -208,13 +210,13 @@ class ExpressLane:
         ran_at = _now_ms()
         started = time.perf_counter()
         tracing = observer.tracing if observer is not None else None
-        if tracing is not None:
-            span = tracing.attempt_started(request.id, invoke.headers)
+        if tracing is not None:  # then the id is resolved (`_entry`)
+            span = tracing.attempt_started(invoke.invocation_id, invoke.headers)
             output = _run_in_one_step(handler.call(ctx, invoke.input, target))
             if output is None:
                 tracing.attempt_dropped(span)
             else:
-                tracing.attempt_ended(span, request.id, target, 1, None)
+                tracing.attempt_ended(span, invoke.invocation_id, target, 1, None)
         else:
             output = _run_in_one_step(handler.call(ctx, invoke.input, target))
         if output is None or ctx.sm.failure is not None:

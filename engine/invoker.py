@@ -270,7 +270,8 @@ class Attempt:
 
     def append(self, index: int, command: Command) -> Awaitable[None]:
         if self.invoker.observer is not None:
-            command = self.invoker.observer.outgoing(command)
+            headers: dict[str, str] = self.status["h"]  # type: ignore[assignment]
+            command = self.invoker.observer.outgoing(command, self.invocation_id, headers)
         if self.defers and isinstance(command, _DEFERRABLE):
             self.deferred.append((index, command))
             return DURABLE

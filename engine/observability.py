@@ -11,7 +11,7 @@ import asyncio
 import dataclasses
 import time
 from collections import Counter as Tally
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any
 
 from headway.sdk.journal import Call, Command, Emit, Send
@@ -92,19 +92,18 @@ class Observability:
             if self.metrics is not None:
                 self.metrics.attempt_ended(target.service, target.handler, started)
 
-    def outgoing(self, command: Command) -> Command:
-        """A call, send or emitted Kafka record, carrying the current attempt's trace context in
+    def outgoing(self, command: Command, invocation_id: str, headers: Mapping[str, str]) -> Command:
+        """A call, send or emitted Kafka record that a running attempt of `invocation_id`
+        (whose stored headers are `headers`) issues, carrying the attempt's trace context in
         its headers (an emit keeps a `traceparent` the handler set itself)."""
         if self.tracing is None or not isinstance(command, _CARRIERS):
             return command
         if isinstance(command, Emit) and TRACEPARENT in command.headers:
             return command
-        traceparent = self.tracing.outgoing_traceparent()
-        if traceparent is None:
-            return command
+        traceparent = self.tracing.outgoing_traceparent(invocation_id, headers)
         if isinstance(command, Emit):
-            headers = {**command.headers, TRACEPARENT: traceparent.encode()}
-            return dataclasses.replace(command, headers=headers)
+            carried = {**command.headers, TRACEPARENT: traceparent.encode()}
+            return dataclasses.replace(command, headers=carried)
         return dataclasses.replace(command, headers={**command.headers, TRACEPARENT: traceparent})
 
     def traceparent(self, invocation_id: str, headers: dict[str, str]) -> str | None:

@@ -11,14 +11,19 @@ These spans are made for every invocation, so they are recorded as plain `SpanRe
 OpenTelemetry SDK spans (whose locks, attribute validation and processor chain cost more
 than the work they describe), and handed to a sink: the OTLP exporter (`otlp_export.py`), or
 an SDK `TracerProvider`'s span processors (`ProviderSink`, for a provider passed in). While
-an attempt runs its span is current in OpenTelemetry's context, so spans a handler makes with
-the OpenTelemetry API nest under it.
+a sampled attempt runs its span is current in OpenTelemetry's context, so spans a handler makes
+with the OpenTelemetry API nest under it.
+
+Most invocations are not sampled (at a ratio below 1), so an unsampled one costs only its
+sampling decision: no span is built, and its context is made current only where a handler
+could see it (once a tracer provider is set in the process). Its calls and sends carry its
+`traceparent` marked not sampled all the same, taken from its ids rather than from the
+context, so the decision passes on.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import random
 import re
@@ -83,6 +88,7 @@ class Ids(NamedTuple):
 
 
 _HASH = hashlib.blake2b(digest_size=24, person=b"headway")  # copied: cheaper than made anew
+_KEPT = 4096  # invocations whose ids are kept, per generation (see `Tracing.invocation_ids`)
 
 
 def _derived_ids(invocation_id: str) -> tuple[int, int]:
@@ -93,14 +99,20 @@ def _derived_ids(invocation_id: str) -> tuple[int, int]:
     return (digest >> 64) or 1, (digest & 0xFFFF_FFFF_FFFF_FFFF) or 1
 
 
-@functools.lru_cache(maxsize=4096)
-def _ids(invocation_id: str, parent: str | None, bound: int) -> Ids:
-    """`Tracing.invocation_ids`, kept for the invocations seen last: each attempt and the
-    completion of an invocation need the same ids, usually within milliseconds."""
+def _new_ids(invocation_id: str, parent: str | None, bound: int) -> Ids:
+    """An invocation's ids: in its parent's trace if `parent` is a valid `traceparent` (whose
+    decision it follows), else a new trace kept if its id falls below `bound`."""
     trace_id, span_id = _derived_ids(invocation_id)
     if parent is not None and (context := parse_traceparent(parent)) is not None:
         return Ids(context[0], span_id, context[1], context[2])
     return Ids(trace_id, span_id, 0, trace_id & TraceIdRatioBased.TRACE_ID_LIMIT < bound)
+
+
+def handlers_can_trace() -> bool:
+    """Whether handler code could make or pass on spans: once a tracer provider is set in the
+    process (until then OpenTelemetry's API makes nothing). Read from OpenTelemetry's module
+    global, the one check cheap enough to make for every attempt."""
+    return trace._TRACER_PROVIDER is not None
 
 
 def parse_traceparent(value: str) -> tuple[int, int, bool] | None:
@@ -188,12 +200,15 @@ class ProviderSink:
 
 class AttemptSpan(NamedTuple):
     """A running attempt's span: its invocation's ids, its own span id, its start, and the
-    token that undoes making it current."""
+    token that undoes making it current (None: it was not made current)."""
 
     ids: Ids
     span_id: int
     start_ns: int
-    token: Token[Context]
+    token: Token[Context] | None
+
+
+_QUIET = AttemptSpan(Ids(0, 0, 0, False), 0, 0, None)  # an unsampled attempt nothing can see
 
 
 class Tracing:
@@ -204,11 +219,27 @@ class Tracing:
         share of new traces recorded."""
         self.sink = ProviderSink(sink) if isinstance(sink, TracerProvider) else sink
         self._bound = TraceIdRatioBased.get_bound_for_rate(sample_ratio)
+        self._recent: dict[str, Ids] = {}
+        self._older: dict[str, Ids] = {}
+        trace.get_tracer_provider()  # sets one named by OTEL_PYTHON_TRACER_PROVIDER, if any
 
     def invocation_ids(self, invocation_id: str, headers: Mapping[str, str]) -> Ids:
         """The ids of an invocation's span: its parent's trace (or its own), its derived span
-        id, and whether it is sampled (the parent's decision, or the ratio's on a new trace)."""
-        return _ids(invocation_id, headers.get(TRACEPARENT), self._bound)
+        id, and whether it is sampled (the parent's decision, or the ratio's on a new trace).
+
+        Kept for the last 4,096 to 8,192 invocations seen (two generations of dicts, cheaper
+        than an LRU): an attempt, its calls and the invocation's completion need the same
+        ids, usually within milliseconds. `headers` (the invocation's stored headers) never
+        change, so the invocation id alone is the key."""
+        ids = self._recent.get(invocation_id)
+        if ids is None:
+            ids = self._older.get(invocation_id) or _new_ids(
+                invocation_id, headers.get(TRACEPARENT), self._bound
+            )
+            if len(self._recent) >= _KEPT:
+                self._older, self._recent = self._recent, {}
+            self._recent[invocation_id] = ids
+        return ids
 
     def traceparent(self, invocation_id: str, headers: Mapping[str, str]) -> str:
         """The W3C `traceparent` of an invocation's span (`headers`: its stored headers).
@@ -220,15 +251,21 @@ class Tracing:
         return format_traceparent(ids.trace_id, ids.span_id, ids.sampled)
 
     def attempt_started(self, invocation_id: str, headers: Mapping[str, str]) -> AttemptSpan:
-        """Makes an attempt's span current (in the running task's context) until `attempt_ended`.
+        """Makes a sampled attempt's span current (in the running task's context) until
+        `attempt_ended`.
 
-        An unsampled attempt records nothing; its invocation's context is made current, so
-        calls carry the decision on."""
+        An unsampled attempt records nothing. Its invocation's context (not sampled) is made
+        current only if handler code could see it (`handlers_can_trace`): its spans are then
+        not recorded either, and what it passes on carries the decision."""
         ids = self.invocation_ids(invocation_id, headers)
-        span_id = (random.getrandbits(64) or 1) if ids.sampled else ids.span_id
-        current = SpanContext(
-            ids.trace_id, span_id, False, _SAMPLED if ids.sampled else _NOT_SAMPLED
-        )
+        if ids.sampled:
+            span_id = random.getrandbits(64) or 1
+            current = SpanContext(ids.trace_id, span_id, False, _SAMPLED)
+        elif handlers_can_trace():
+            span_id = ids.span_id
+            current = SpanContext(ids.trace_id, span_id, False, _NOT_SAMPLED)
+        else:
+            return _QUIET
         token = otel_context.attach(trace.set_span_in_context(NonRecordingSpan(current)))
         return AttemptSpan(ids, span_id, time.time_ns(), token)
 
@@ -236,7 +273,8 @@ class Tracing:
         self, span: AttemptSpan, invocation_id: str, target: Target, attempt: int,
         failure: BaseException | None,
     ) -> None:  # fmt: skip
-        otel_context.detach(span.token)
+        if span.token is not None:
+            otel_context.detach(span.token)
         if not span.ids.sampled:
             return
         self.sink.add(SpanRecord(
@@ -249,39 +287,47 @@ class Tracing:
     def attempt_dropped(self, span: AttemptSpan) -> None:
         """Undoes `attempt_started` without recording anything: the attempt did not count (an
         express run given up, which runs again the ordinary way)."""
-        otel_context.detach(span.token)
+        if span.token is not None:
+            otel_context.detach(span.token)
 
-    def outgoing_traceparent(self) -> str | None:
-        """The current span's `traceparent`, for a call or send the current attempt issues."""
-        context = trace.get_current_span().get_span_context()
-        if not context.is_valid:
-            return None
-        return format_traceparent(context.trace_id, context.span_id, context.trace_flags.sampled)
+    def outgoing_traceparent(self, invocation_id: str, headers: Mapping[str, str]) -> str:
+        """The `traceparent` of a call, send or record the running attempt of an invocation
+        issues: if sampled, the current span's (the attempt's, or one the handler made in it);
+        if not, the invocation's own, marked not sampled (nothing records its span ids)."""
+        ids = self.invocation_ids(invocation_id, headers)
+        if ids.sampled:
+            context = trace.get_current_span().get_span_context()
+            if context.is_valid:
+                sampled = context.trace_flags.sampled
+                return format_traceparent(context.trace_id, context.span_id, sampled)
+        return format_traceparent(ids.trace_id, ids.span_id, ids.sampled)
 
     def batch_committed(self, batch: CommittedBatch) -> None:
         """Records the span of every invocation the batch completed."""
         for invocation_id, old, new in batch.invocations:
             completed_now = old is None or old["st"] != "completed"
             if new is not None and new["st"] == "completed" and completed_now:
+                ids = self.invocation_ids(invocation_id, new["h"])
+                if not ids.sampled:
+                    continue
                 outcome = new["o"]  # an encoded Outcome: [1, code, message] is a failure
                 self._invocation_span(
-                    invocation_id, new["h"], Target.decode(new["t"]), new["ca"], new["ma"],
+                    ids, invocation_id, Target.decode(new["t"]), new["ca"], new["ma"],
                     new["rc"], Failure(outcome[1], outcome[2]) if outcome[0] == 1 else None,
                 )  # fmt: skip
         for express in batch.expressed:
             invoke = express.invoke
-            self._invocation_span(
-                invoke.resolved_id, invoke.headers, invoke.target, express.ran_at_ms,
-                batch.now_ms, 0, None,
-            )  # fmt: skip
+            invocation_id = invoke.resolved_id
+            ids = self.invocation_ids(invocation_id, invoke.headers)
+            if ids.sampled:
+                self._invocation_span(
+                    ids, invocation_id, invoke.target, express.ran_at_ms, batch.now_ms, 0, None
+                )
 
     def _invocation_span(
-        self, invocation_id: str, headers: Mapping[str, str], target: Target, start_ms: int,
-        end_ms: int, retries: int, failure: Failure | None,
+        self, ids: Ids, invocation_id: str, target: Target, start_ms: int, end_ms: int,
+        retries: int, failure: Failure | None,
     ) -> None:  # fmt: skip
-        ids = self.invocation_ids(invocation_id, headers)
-        if not ids.sampled:
-            return
         self.sink.add(SpanRecord(
             str(target), ids.trace_id, ids.span_id, ids.parent_id, SpanKind.SERVER,
             start_ms * 1_000_000, end_ms * 1_000_000,

@@ -1,0 +1,171 @@
+"""Tracing's per-invocation work: what a sampled and an unsampled invocation record, make
+current and pass on to the calls they issue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from headway.engine import keys, tracing
+from headway.engine.commit_record import CommittedBatch
+from headway.engine.config import Config
+from headway.engine.observability import Observability
+from headway.engine.store import StoreView
+from headway.engine.tracing import SpanRecord, Tracing, format_traceparent, new_provider
+from headway.sdk.journal import Call, Target
+from opentelemetry import trace
+
+TARGET = Target("Counter", "add", "k")
+PARENT_TRACE = 0x0AF7651916CD43DD8448EB211C80319C
+SAMPLED_PARENT = f"00-{PARENT_TRACE:032x}-b7ad6b7169203331-01"
+UNSAMPLED_PARENT = f"00-{PARENT_TRACE:032x}-b7ad6b7169203331-00"
+
+
+class Sink:
+    """Keeps every span it is given."""
+
+    def __init__(self) -> None:
+        self.spans: list[SpanRecord] = []
+
+    def add(self, span: SpanRecord) -> None:
+        self.spans.append(span)
+
+    def shutdown(self) -> None:
+        pass
+
+
+def completed_batch(invocation_id: str, headers: dict[str, str]) -> CommittedBatch:
+    """A batch in which the invocation was created and completed with a value."""
+    view = StoreView({})
+    view.put(keys.invocation(invocation_id), {
+        "st": "completed", "h": headers, "t": TARGET.encode(), "ca": 1_000, "ma": 1_002,
+        "rc": 0, "o": [0, b"1"],
+    })  # fmt: skip
+    return CommittedBatch(entries=1, fsync_seconds=0.0, now_ms=1_002, view=view)
+
+
+def current_context() -> trace.SpanContext:
+    return trace.get_current_span().get_span_context()
+
+
+def run_attempt(tracer: Tracing, invocation_id: str, headers: dict[str, str]) -> Any:
+    """One attempt, start to end: the context current while it ran."""
+    span = tracer.attempt_started(invocation_id, headers)
+    seen = current_context()
+    tracer.attempt_ended(span, invocation_id, TARGET, 1, None)
+    return seen
+
+
+def test_an_unsampled_invocation_records_nothing_and_leaves_the_context_alone() -> None:
+    sink = Sink()
+    tracer = Tracing(sink, sample_ratio=0.0)
+    before = current_context()
+    assert not tracing.handlers_can_trace()
+    seen = run_attempt(tracer, "inv-1", {})
+    tracer.batch_committed(completed_batch("inv-1", {}))
+    assert sink.spans == []
+    assert seen == before and not seen.is_valid
+    assert current_context() == before
+
+
+def test_an_unsampled_invocations_calls_carry_its_traceparent_marked_not_sampled() -> None:
+    observability = Observability(Config(metrics=False, trace_sample_ratio=0.0), new_provider(0.0))
+    assert observability.tracing is not None
+    ids = observability.tracing.invocation_ids("inv-2", {})
+    call = Call(TARGET, b"1", {"x": "y"}, None, "callee")
+    span = observability.tracing.attempt_started("inv-2", {})
+    sent = observability.outgoing(call, "inv-2", {})
+    observability.tracing.attempt_ended(span, "inv-2", TARGET, 1, None)
+    assert isinstance(sent, Call)
+    assert sent.headers == {
+        "x": "y", "traceparent": format_traceparent(ids.trace_id, ids.span_id, False)
+    }  # fmt: skip
+    assert not ids.sampled and ids.parent_id == 0
+
+
+def test_an_unsampled_parent_is_followed_and_passed_on() -> None:
+    """A caller's decision not to sample holds even at ratio 1."""
+    sink = Sink()
+    observability = Observability(Config(metrics=False), new_provider())
+    assert observability.tracing is not None
+    observability.tracing.sink = sink
+    headers = {"traceparent": UNSAMPLED_PARENT}
+    span = observability.tracing.attempt_started("inv-3", headers)
+    sent = observability.outgoing(Call(TARGET, b"1", {}, None, "callee"), "inv-3", headers)
+    observability.tracing.attempt_ended(span, "inv-3", TARGET, 1, None)
+    observability.tracing.batch_committed(completed_batch("inv-3", headers))
+    assert sink.spans == []
+    assert isinstance(sent, Call)
+    version, trace_id, _, flags = sent.headers["traceparent"].split("-")
+    assert (version, int(trace_id, 16), flags) == ("00", PARENT_TRACE, "00")
+
+
+def test_once_a_provider_is_set_handlers_see_an_unsampled_context(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With a tracer provider in the process, handler code can make spans: the invocation's
+    context, not sampled, is current while its attempt runs, so they are not sampled either."""
+    provider = new_provider()
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", provider)
+    sink = Sink()
+    tracer = Tracing(sink, sample_ratio=0.0)
+    ids = tracer.invocation_ids("inv-4", {})
+    span = tracer.attempt_started("inv-4", {})
+    seen = current_context()
+    with provider.get_tracer("handler").start_as_current_span("work") as made:
+        recording = made.is_recording()
+    tracer.attempt_ended(span, "inv-4", TARGET, 1, None)
+    assert (seen.trace_id, seen.span_id, seen.trace_flags.sampled) == (
+        ids.trace_id, ids.span_id, False,
+    )  # fmt: skip
+    assert not recording
+    assert sink.spans == []
+    assert not current_context().is_valid
+
+
+def test_a_sampled_attempt_is_current_and_handler_spans_and_calls_nest_under_it() -> None:
+    sink = Sink()
+    observability = Observability(Config(metrics=False), new_provider())
+    assert observability.tracing is not None
+    tracer = observability.tracing
+    tracer.sink = sink
+    headers = {"traceparent": SAMPLED_PARENT}
+    ids = tracer.invocation_ids("inv-5", headers)
+    span = tracer.attempt_started("inv-5", headers)
+    attempt = current_context()
+    direct = observability.outgoing(Call(TARGET, b"1", {}, None, "a"), "inv-5", headers)
+    with new_provider().get_tracer("handler").start_as_current_span("work") as made:
+        inner = observability.outgoing(Call(TARGET, b"1", {}, None, "b"), "inv-5", headers)
+    tracer.attempt_ended(span, "inv-5", TARGET, 1, None)
+    tracer.batch_committed(completed_batch("inv-5", headers))
+
+    assert ids.sampled and ids.trace_id == PARENT_TRACE and ids.parent_id == 0xB7AD6B7169203331
+    assert attempt.trace_id == PARENT_TRACE and attempt.trace_flags.sampled
+    assert isinstance(direct, Call) and isinstance(inner, Call)
+    assert direct.headers["traceparent"] == format_traceparent(PARENT_TRACE, attempt.span_id, True)
+    made_context = made.get_span_context()
+    assert made.parent is not None and made.parent.span_id == attempt.span_id
+    assert inner.headers["traceparent"] == format_traceparent(
+        PARENT_TRACE, made_context.span_id, True
+    )
+    (attempt_span, invocation_span) = sink.spans
+    assert (attempt_span.name, attempt_span.span_id, attempt_span.parent_id) == (
+        "attempt Counter/k/add", attempt.span_id, ids.span_id,
+    )  # fmt: skip
+    assert (invocation_span.name, invocation_span.span_id, invocation_span.parent_id) == (
+        "Counter/k/add", ids.span_id, ids.parent_id,
+    )  # fmt: skip
+    assert not current_context().is_valid
+
+
+def test_ids_are_kept_for_recent_invocations_and_stay_the_same_when_forgotten() -> None:
+    tracer = Tracing(Sink(), sample_ratio=0.5)
+    first = tracer.invocation_ids("inv-0", {})
+    assert tracer.invocation_ids("inv-0", {}) is first
+    for i in range(3 * tracing._KEPT):
+        tracer.invocation_ids(f"other-{i}", {})
+    assert len(tracer._recent) + len(tracer._older) <= 2 * tracing._KEPT
+    again = tracer.invocation_ids("inv-0", {})
+    assert again is not first and again == first
+    sampled = sum(tracer.invocation_ids(f"other-{i}", {}).sampled for i in range(2000))
+    assert 800 < sampled < 1200  # about half, at ratio 0.5
