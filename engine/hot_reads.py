@@ -55,7 +55,7 @@ class HotReads:
         data = self._db.get(key)
         if held(key):
             self._keep(key, _ABSENT if data is None else data)
-        return data  # type: ignore[no-any-return]
+        return data
 
     def get(self, key: bytes) -> Any:
         """The decoded record under `key`; None if there is none."""

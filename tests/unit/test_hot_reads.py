@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rocksdict import WriteBatch
-
 from headway.engine import keys
 from headway.engine.hot_reads import HotReads, held
 from headway.engine.store import Store, pack
+from rocksdict import WriteBatch
 
 STATE = keys.state("Counter", "a")
 LOCK = keys.object_lock("Counter", "a")
