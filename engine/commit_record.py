@@ -10,7 +10,7 @@ invocation completed, a timer was added) without reading the store.
 from __future__ import annotations
 
 import dataclasses
-import functools
+from collections.abc import Iterator
 from typing import Any
 
 from . import keys
@@ -68,18 +68,18 @@ class CommittedBatch:
     def changed(self) -> dict[bytes, Any]:
         return self.view.changes
 
-    @functools.cached_property
-    def invocations(self) -> list[tuple[str, Status | None, Status | None]]:
-        """(invocation id, status before, status after) for every invocation the batch changed;
-        None where it did not exist or was removed. The status before holds only `st`, `a` and
-        `rc` (what observers compare), captured when the batch first read it."""
+    def completed(self) -> Iterator[tuple[bytes, Status]]:
+        """(invocation id, encoded, and status after) of every invocation this batch completed.
+        The id stays encoded: an observer that keeps only some invocations (sampled traces)
+        decides on the bytes and decodes only those it keeps."""
         statuses, deleted = self.statuses, self.view.deleted
-        changes = []
         for key, value in self.view.changes.items():
-            if key[0] == _INVOCATION and key.startswith(keys.INVOCATION):
-                changes.append((
-                    key[len(keys.INVOCATION) :].decode(),
-                    statuses.get(key),
-                    None if deleted(value) else value,
-                ))  # fmt: skip
-        return changes
+            if (
+                key[0] == _INVOCATION
+                and key.startswith(keys.INVOCATION)
+                and not deleted(value)
+                and value["st"] == "completed"
+            ):
+                before = statuses.get(key)
+                if before is None or before["st"] != "completed":
+                    yield key[len(keys.INVOCATION) :], value

@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from contextvars import ContextVar, Token
 from typing import NamedTuple, Protocol
 
+import xxhash
 from headway.sdk.journal import Failure, Target
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -101,11 +102,19 @@ def _derived_ids(invocation_id: str) -> tuple[int, int]:
 
 def _new_ids(invocation_id: str, parent: str | None, bound: int) -> Ids:
     """An invocation's ids: in its parent's trace if `parent` is a valid `traceparent` (whose
-    decision it follows), else a new trace kept if its id falls below `bound`."""
+    decision it follows), else a new trace, kept as `_new_trace_sampled` decides."""
     trace_id, span_id = _derived_ids(invocation_id)
     if parent is not None and (context := parse_traceparent(parent)) is not None:
         return Ids(context[0], span_id, context[1], context[2])
-    return Ids(trace_id, span_id, 0, trace_id & TraceIdRatioBased.TRACE_ID_LIMIT < bound)
+    return Ids(trace_id, span_id, 0, _new_trace_sampled(invocation_id.encode(), bound))
+
+
+def _new_trace_sampled(invocation_id: bytes, bound: int) -> bool:
+    """Whether an invocation that starts a trace is sampled: the XXH3 hash of its (encoded)
+    id, a uniform 64-bit number, falls below `bound` (the ratio's share of 2**64). Decided
+    without deriving the trace's ids, which only a sampled invocation needs: most are not,
+    and this is the one thing each of them pays for at its attempt and at its completion."""
+    return xxhash.xxh3_64_intdigest(invocation_id) < bound
 
 
 def handlers_can_trace() -> bool:
@@ -241,6 +250,13 @@ class Tracing:
             self._recent[invocation_id] = ids
         return ids
 
+    def sampled(self, invocation_id: str, headers: Mapping[str, str]) -> bool:
+        """Whether an invocation's spans are recorded (its ids, `invocation_ids`, say the
+        same): a new trace's by its id's hash, otherwise by its parent's decision."""
+        if TRACEPARENT not in headers:
+            return _new_trace_sampled(invocation_id.encode(), self._bound)
+        return self.invocation_ids(invocation_id, headers).sampled
+
     def traceparent(self, invocation_id: str, headers: Mapping[str, str]) -> str:
         """The W3C `traceparent` of an invocation's span (`headers`: its stored headers).
 
@@ -257,15 +273,15 @@ class Tracing:
         An unsampled attempt records nothing. Its invocation's context (not sampled) is made
         current only if handler code could see it (`handlers_can_trace`): its spans are then
         not recorded either, and what it passes on carries the decision."""
+        if not self.sampled(invocation_id, headers) and not handlers_can_trace():
+            return _QUIET
         ids = self.invocation_ids(invocation_id, headers)
         if ids.sampled:
             span_id = random.getrandbits(64) or 1
             current = SpanContext(ids.trace_id, span_id, False, _SAMPLED)
-        elif handlers_can_trace():
+        else:
             span_id = ids.span_id
             current = SpanContext(ids.trace_id, span_id, False, _NOT_SAMPLED)
-        else:
-            return _QUIET
         token = otel_context.attach(trace.set_span_in_context(NonRecordingSpan(current)))
         return AttemptSpan(ids, span_id, time.time_ns(), token)
 
@@ -304,22 +320,24 @@ class Tracing:
 
     def batch_committed(self, batch: CommittedBatch) -> None:
         """Records the span of every invocation the batch completed."""
-        for invocation_id, old, new in batch.invocations:
-            completed_now = old is None or old["st"] != "completed"
-            if new is not None and new["st"] == "completed" and completed_now:
-                ids = self.invocation_ids(invocation_id, new["h"])
-                if not ids.sampled:
-                    continue
-                outcome = new["o"]  # an encoded Outcome: [1, code, message] is a failure
-                self._invocation_span(
-                    ids, invocation_id, Target.decode(new["t"]), new["ca"], new["ma"],
-                    new["rc"], Failure(outcome[1], outcome[2]) if outcome[0] == 1 else None,
-                )  # fmt: skip
+        for raw_id, new in batch.completed():
+            headers = new["h"]
+            if TRACEPARENT not in headers and not _new_trace_sampled(raw_id, self._bound):
+                continue  # most: decided on the encoded id, nothing decoded
+            invocation_id = raw_id.decode()
+            if not self.sampled(invocation_id, headers):
+                continue
+            ids = self.invocation_ids(invocation_id, headers)
+            outcome = new["o"]  # an encoded Outcome: [1, code, message] is a failure
+            self._invocation_span(
+                ids, invocation_id, Target.decode(new["t"]), new["ca"], new["ma"],
+                new["rc"], Failure(outcome[1], outcome[2]) if outcome[0] == 1 else None,
+            )  # fmt: skip
         for express in batch.expressed:
             invoke = express.invoke
             invocation_id = invoke.resolved_id
-            ids = self.invocation_ids(invocation_id, invoke.headers)
-            if ids.sampled:
+            if self.sampled(invocation_id, invoke.headers):
+                ids = self.invocation_ids(invocation_id, invoke.headers)
                 self._invocation_span(
                     ids, invocation_id, invoke.target, express.ran_at_ms, batch.now_ms, 0, None
                 )

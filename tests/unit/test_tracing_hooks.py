@@ -169,3 +169,34 @@ def test_ids_are_kept_for_recent_invocations_and_stay_the_same_when_forgotten() 
     assert again is not first and again == first
     sampled = sum(tracer.invocation_ids(f"other-{i}", {}).sampled for i in range(2000))
     assert 800 < sampled < 1200  # about half, at ratio 0.5
+
+
+def test_the_quick_sampling_decision_agrees_with_the_ids_and_keeps_the_ratio() -> None:
+    tracer = Tracing(Sink(), sample_ratio=0.25)
+    invocation_ids = [f"inv_1{n:026d}" for n in range(4_000)]
+    decided = [tracer.sampled(i, {}) for i in invocation_ids]
+    assert decided == [tracer.invocation_ids(i, {}).sampled for i in invocation_ids]
+    assert 0.22 < sum(decided) / len(decided) < 0.28
+    # With a parent, its flag decides, whatever the id's hash says (other invocations: an
+    # invocation's headers never change, and its ids are kept by id).
+    children = [f"inv_2{n:026d}" for n in range(400)]
+    assert all(tracer.sampled(i, {"traceparent": SAMPLED_PARENT}) for i in children[:200])
+    assert not any(tracer.sampled(i, {"traceparent": UNSAMPLED_PARENT}) for i in children[200:])
+
+
+def test_completions_get_spans_exactly_when_their_invocations_are_sampled() -> None:
+    sink = Sink()
+    tracer = Tracing(sink, sample_ratio=0.5)
+    view = StoreView({})
+    invocation_ids = [f"inv_1{n:026d}" for n in range(200)]
+    for n, invocation_id in enumerate(invocation_ids):
+        view.put(keys.invocation(invocation_id), {
+            "st": "completed" if n % 10 else "running", "h": {}, "t": TARGET.encode(),
+            "ca": 1_000, "ma": 1_002, "rc": 0, "o": [0, b"1"],
+        })  # fmt: skip
+    tracer.batch_committed(CommittedBatch(entries=200, fsync_seconds=0.0, now_ms=1, view=view))
+    expected = [
+        i for n, i in enumerate(invocation_ids) if n % 10 and tracer.invocation_ids(i, {}).sampled
+    ]
+    assert 60 < len(expected) < 120
+    assert [span.attributes["headway.invocation_id"] for span in sink.spans] == expected
