@@ -37,7 +37,7 @@ from . import keys
 from .actions import Action
 from .commit_record import CommittedBatch, FirstReads
 from .entries import Entry
-from .hot_reads import HotReads, held
+from .hot_reads import HELD_PREFIXES, HotReads
 from .processor import Effects, Processor
 from .store import Store, StoreView, pack
 
@@ -155,7 +155,7 @@ class Committer:
             self._apply(entry, view, now_ms, effects, batch)
             while effects.entries:
                 self._apply(effects.entries.popleft(), view, now_ms, effects, batch)
-        held_changes = view.to_batch(batch, held)
+        held_changes = view.to_batch(batch, HELD_PREFIXES)
         batch.put(keys.APPLIED, pack(self.lsn))
         if self.keep_log and first_lsn > self.keep_log and first_lsn % 1024 < len(taken):
             batch.delete_range(keys.LOG, keys.log(first_lsn - self.keep_log))

@@ -20,15 +20,14 @@ from typing import Any
 from . import keys
 from .store import Store, unpack
 
-_CACHED_PREFIXES = (keys.OBJECT_LOCK, keys.STATE)
-_FIRST_BYTES = frozenset(prefix[0] for prefix in _CACHED_PREFIXES)
+HELD_PREFIXES = (keys.OBJECT_LOCK, keys.STATE)
 _ABSENT = b""  # kept for a key RocksDB does not hold (a packed record is never empty)
 _LARGEST = 64 << 10  # a record longer than this is not kept: a few would fill the copy
 
 
 def held(key: bytes) -> bool:
     """Whether this copy keeps `key`'s record: an object's lock or its state."""
-    return key[0] in _FIRST_BYTES and key.startswith(_CACHED_PREFIXES)
+    return key.startswith(HELD_PREFIXES)
 
 
 class HotReads:

@@ -8,7 +8,7 @@ write batch. Reads elsewhere (invoker, admin) see only committed data.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -130,21 +130,19 @@ class StoreView:
         self.changes[key] = _DELETED
 
     def to_batch(
-        self, batch: WriteBatch, wanted: Callable[[bytes], bool] = lambda key: False
+        self, batch: WriteBatch, returned: tuple[bytes, ...] = ()
     ) -> dict[bytes, bytes | None]:
         """Adds every change to `batch`, encoded; returns the encoded changes (None: deleted)
-        of the keys `wanted` selects."""
+        of the keys that start with one of the `returned` prefixes."""
         encoded: dict[bytes, bytes | None] = {}
         for key, value in self.changes.items():
-            if value is _DELETED:
+            data = None if value is _DELETED else pack(value)
+            if data is None:
                 batch.delete(key)
-                if wanted(key):
-                    encoded[key] = None
             else:
-                data = pack(value)
                 batch.put(key, data)
-                if wanted(key):
-                    encoded[key] = data
+            if key.startswith(returned):
+                encoded[key] = data
         return encoded
 
     def clear(self) -> None:

@@ -325,9 +325,9 @@ class Tracing:
             if TRACEPARENT not in headers and not _new_trace_sampled(raw_id, self._bound):
                 continue  # most: decided on the encoded id, nothing decoded
             invocation_id = raw_id.decode()
-            if not self.sampled(invocation_id, headers):
-                continue
             ids = self.invocation_ids(invocation_id, headers)
+            if not ids.sampled:  # its parent's decision
+                continue
             outcome = new["o"]  # an encoded Outcome: [1, code, message] is a failure
             self._invocation_span(
                 ids, invocation_id, Target.decode(new["t"]), new["ca"], new["ma"],
