@@ -22,6 +22,7 @@ SUBSCRIPTION = b"sub/"
 KAFKA_OFFSET = b"ko/"
 KAFKA_CLUSTER = b"kc/"
 OUTBOX = b"ob/"
+OUTBOX_SEQ = b"meta/outbox_seq/"
 DEPLOYMENT = b"dp/"
 
 
@@ -101,7 +102,7 @@ def outbox(cluster: str, seq: int) -> bytes:
 
 def outbox_seq(cluster: str) -> bytes:
     """The sequence number of the last entry put in a cluster's outbox."""
-    return b"meta/outbox_seq/" + cluster.encode()
+    return OUTBOX_SEQ + cluster.encode()
 
 
 def outbox_trimmed(cluster: str) -> bytes:

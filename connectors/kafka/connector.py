@@ -61,6 +61,11 @@ class KafkaConnector:
         self.consumers: dict[str, SubscriptionConsumer] = {}
         self.shippers: dict[str, OutboxShipper] = {}
         self.node_id = self._node_id()
+        # Outboxes as the store was opened, before anything writes to it: all durable.
+        self._outboxes_at_open = {
+            key[len(keys.OUTBOX_SEQ) :].decode(): int(seq)
+            for key, seq in store.scan(keys.OUTBOX_SEQ)
+        }
         self._reconciling: asyncio.Task[None] | None = None
         self._dirty = False
 
@@ -116,12 +121,17 @@ class KafkaConnector:
             if s.group == group and s.source.topic == topic:
                 consumer.record_done(partition, count)
 
-    def outbox_ready(self, outbox: str) -> None:
+    def outbox_ready(self, outbox: str, durable_seq: int | None = None) -> None:
+        """The outbox has records up to `durable_seq` to ship. Without one, the sequence is read
+        from the store: the engine calls this only among the actions of a batch just written,
+        before the committer writes the next one, so what the store shows then is durable."""
+        if durable_seq is None:
+            durable_seq = int(self.store.get(keys.outbox_seq(outbox)) or 0)
         shipper = self.shippers.get(outbox)
         if shipper is None:
             shipper = self._start_shipper(outbox)
         if shipper is not None:
-            shipper.wake()
+            shipper.wake(durable_seq)
 
     def _start_shipper(self, outbox: str) -> OutboxShipper | None:
         cluster = self.clusters().get(outbox) if outbox else self.default_cluster()
@@ -156,9 +166,8 @@ class KafkaConnector:
 
     async def start(self) -> None:
         await self.reconcile()
-        for key, _ in self.store.scan(b"meta/outbox_seq/"):
-            outbox = key[len(b"meta/outbox_seq/") :].decode()
-            self.outbox_ready(outbox)  # resumes shipping whatever was left
+        for outbox, durable_seq in self._outboxes_at_open.items():
+            self.outbox_ready(outbox, durable_seq)  # resumes shipping whatever was left
 
     async def reconcile(self) -> None:
         """Starts consumers for running subscriptions and stops the others."""

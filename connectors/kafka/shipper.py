@@ -68,6 +68,9 @@ class OutboxShipper:
         self.commit_interval = commit_interval
         self.max_records = max_records
         self.shipped_seq = 0
+        # The last sequence known durable: the store can show records a moment before they are
+        # (see `Store.write`), and none may reach Kafka before it is.
+        self.durable_seq = 0
         self.shipped_records = 0
         self.transactions = 0
         self.commit_seconds = 0.0
@@ -80,7 +83,9 @@ class OutboxShipper:
             self._run(), name=f"outbox-{self.outbox or 'default'}"
         )
 
-    def wake(self) -> None:
+    def wake(self, durable_seq: int) -> None:
+        """Records up to `durable_seq` are durable in the outbox: ship them."""
+        self.durable_seq = max(self.durable_seq, durable_seq)
         self._wakeup.set()
 
     async def stop(self) -> None:
@@ -189,7 +194,10 @@ class OutboxShipper:
         start = keys.outbox(self.outbox, self.shipped_seq + 1)
         records = []
         for key, record in self.store.scan(prefix, start):
-            records.append((int(key[len(prefix) :], 16), record))
+            seq = int(key[len(prefix) :], 16)
+            if seq > self.durable_seq:
+                break
+            records.append((seq, record))
             if len(records) >= self.max_records:
                 break
         return records

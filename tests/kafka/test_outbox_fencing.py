@@ -41,6 +41,7 @@ async def _ship_concurrently(stores: list[Store], cluster: KafkaCluster, txn_id:
     ]
     for shipper in shippers:
         shipper.start()
+        shipper.wake(RECORDS)  # the whole outbox is durable: written before the store reopened
     deadline = asyncio.get_running_loop().time() + 120
     while max(s.shipped_seq for s in shippers) < RECORDS:
         assert asyncio.get_running_loop().time() < deadline, "the outbox was not shipped"
@@ -67,5 +68,44 @@ def test_two_shippers_with_one_transactional_id_publish_each_record_once(
             store.close()
     fenced = [r.getMessage() for r in caplog.records if "fenced" in r.getMessage().lower()]
     assert fenced, "the two shippers never fenced each other: the scenario did not happen"
+    outputs = read_committed(kafka_bootstrap, topic, RECORDS)
+    assert [json.loads(m.value())["seq"] for m in outputs] == list(range(1, RECORDS + 1))
+
+
+async def _ship_up_to(
+    store: Store, cluster: KafkaCluster, txn_id: str, bounds: list[int]
+) -> list[int]:
+    """Wakes one shipper with each durable bound in turn; what it had shipped after each."""
+    shipper = OutboxShipper(store, [].append, "local", cluster, txn_id, max_records=100)
+    shipper.start()
+    shipped: list[int] = []
+    try:
+        for bound in bounds:
+            shipper.wake(bound)
+            deadline = asyncio.get_running_loop().time() + 60
+            while shipper.shipped_seq < bound:
+                assert asyncio.get_running_loop().time() < deadline, "the outbox was not shipped"
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(1.0)  # time enough to ship past the bound, if it would
+            shipped.append(shipper.shipped_seq)
+    finally:
+        await shipper.stop()
+    return shipped
+
+
+def test_the_shipper_ships_only_records_known_durable(
+    kafka_bootstrap: str, new_topic: TopicFactory, tmp_path: Path
+) -> None:
+    """The store shows a batch's outbox records a moment before they are synced (Store.write);
+    the shipper publishes only up to the sequence the engine has told it is durable."""
+    topic = new_topic(1)
+    _fill_outbox(tmp_path / "a", topic)
+    store = Store(tmp_path / "a")
+    cluster = KafkaCluster("local", (kafka_bootstrap,))
+    try:
+        shipped = asyncio.run(_ship_up_to(store, cluster, f"bound-{topic}", [1000, RECORDS]))
+    finally:
+        store.close()
+    assert shipped == [1000, RECORDS]
     outputs = read_committed(kafka_bootstrap, topic, RECORDS)
     assert [json.loads(m.value())["seq"] for m in outputs] == list(range(1, RECORDS + 1))
