@@ -32,7 +32,6 @@ from collections.abc import Mapping
 from contextvars import ContextVar, Token
 from typing import NamedTuple, Protocol
 
-import xxhash
 from headway.sdk.journal import Failure, Target
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -42,6 +41,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
+from xxhash import xxh3_64_intdigest
 
 from .commit_record import CommittedBatch
 
@@ -114,13 +114,14 @@ def _new_trace_sampled(invocation_id: bytes, bound: int) -> bool:
     id, a uniform 64-bit number, falls below `bound` (the ratio's share of 2**64). Decided
     without deriving the trace's ids, which only a sampled invocation needs: most are not,
     and this is the one thing each of them pays for at its attempt and at its completion."""
-    return xxhash.xxh3_64_intdigest(invocation_id) < bound
+    return xxh3_64_intdigest(invocation_id) < bound
 
 
 def handlers_can_trace() -> bool:
     """Whether handler code could make or pass on spans: once a tracer provider is set in the
     process (until then OpenTelemetry's API makes nothing). Read from OpenTelemetry's module
-    global, the one check cheap enough to make for every attempt."""
+    global, the one check cheap enough to make for every attempt (`attempt_started` makes it
+    inline)."""
     return trace._TRACER_PROVIDER is not None
 
 
@@ -217,9 +218,6 @@ class AttemptSpan(NamedTuple):
     token: Token[Context] | None
 
 
-_QUIET = AttemptSpan(Ids(0, 0, 0, False), 0, 0, None)  # an unsampled attempt nothing can see
-
-
 class Tracing:
     """Spans of invocations and attempts, to one sink."""
 
@@ -254,7 +252,7 @@ class Tracing:
         """Whether an invocation's spans are recorded (its ids, `invocation_ids`, say the
         same): a new trace's by its id's hash, otherwise by its parent's decision."""
         if TRACEPARENT not in headers:
-            return _new_trace_sampled(invocation_id.encode(), self._bound)
+            return xxh3_64_intdigest(invocation_id.encode()) < self._bound
         return self.invocation_ids(invocation_id, headers).sampled
 
     def traceparent(self, invocation_id: str, headers: Mapping[str, str]) -> str:
@@ -266,15 +264,23 @@ class Tracing:
         ids = self.invocation_ids(invocation_id, headers)
         return format_traceparent(ids.trace_id, ids.span_id, ids.sampled)
 
-    def attempt_started(self, invocation_id: str, headers: Mapping[str, str]) -> AttemptSpan:
+    def attempt_started(self, invocation_id: str, headers: Mapping[str, str]) -> AttemptSpan | None:
         """Makes a sampled attempt's span current (in the running task's context) until
         `attempt_ended`.
 
         An unsampled attempt records nothing. Its invocation's context (not sampled) is made
         current only if handler code could see it (`handlers_can_trace`): its spans are then
-        not recorded either, and what it passes on carries the decision."""
+        not recorded either, and what it passes on carries the decision. Otherwise there is
+        nothing to end (None), and callers skip `attempt_ended`. The usual case, an unsampled
+        new trace with no provider set, is decided inline: it is every attempt's cost."""
+        if (
+            TRACEPARENT not in headers
+            and xxh3_64_intdigest(invocation_id.encode()) >= self._bound
+            and trace._TRACER_PROVIDER is None
+        ):
+            return None
         if not self.sampled(invocation_id, headers) and not handlers_can_trace():
-            return _QUIET
+            return None
         ids = self.invocation_ids(invocation_id, headers)
         if ids.sampled:
             span_id = random.getrandbits(64) or 1
@@ -286,9 +292,11 @@ class Tracing:
         return AttemptSpan(ids, span_id, time.time_ns(), token)
 
     def attempt_ended(
-        self, span: AttemptSpan, invocation_id: str, target: Target, attempt: int,
+        self, span: AttemptSpan | None, invocation_id: str, target: Target, attempt: int,
         failure: BaseException | None,
     ) -> None:  # fmt: skip
+        if span is None:
+            return
         if span.token is not None:
             otel_context.detach(span.token)
         if not span.ids.sampled:
@@ -300,10 +308,10 @@ class Tracing:
             None if failure is None else f"{type(failure).__name__}: {failure}", failure,
         ))  # fmt: skip
 
-    def attempt_dropped(self, span: AttemptSpan) -> None:
+    def attempt_dropped(self, span: AttemptSpan | None) -> None:
         """Undoes `attempt_started` without recording anything: the attempt did not count (an
         express run given up, which runs again the ordinary way)."""
-        if span.token is not None:
+        if span is not None and span.token is not None:
             otel_context.detach(span.token)
 
     def outgoing_traceparent(self, invocation_id: str, headers: Mapping[str, str]) -> str:
@@ -320,9 +328,10 @@ class Tracing:
 
     def batch_committed(self, batch: CommittedBatch) -> None:
         """Records the span of every invocation the batch completed."""
+        bound = self._bound
         for raw_id, new in batch.completed():
             headers = new["h"]
-            if TRACEPARENT not in headers and not _new_trace_sampled(raw_id, self._bound):
+            if TRACEPARENT not in headers and xxh3_64_intdigest(raw_id) >= bound:
                 continue  # most: decided on the encoded id, nothing decoded
             invocation_id = raw_id.decode()
             ids = self.invocation_ids(invocation_id, headers)
@@ -335,9 +344,11 @@ class Tracing:
             )  # fmt: skip
         for express in batch.expressed:
             invoke = express.invoke
-            invocation_id = invoke.resolved_id
-            if self.sampled(invocation_id, invoke.headers):
-                ids = self.invocation_ids(invocation_id, invoke.headers)
+            invocation_id, headers = invoke.resolved_id, invoke.headers
+            if TRACEPARENT not in headers and xxh3_64_intdigest(invocation_id.encode()) >= bound:
+                continue
+            ids = self.invocation_ids(invocation_id, headers)
+            if ids.sampled:
                 self._invocation_span(
                     ids, invocation_id, invoke.target, express.ran_at_ms, batch.now_ms, 0, None
                 )
