@@ -371,9 +371,11 @@ class ServerContext(WorkflowContext):
     ) -> None:
         data = value if isinstance(value, bytes) else serde_for(type(value)).serialize(value)
         raw_key = key.encode() if isinstance(key, str) else key
-        raw_headers = {
-            k: v.encode() if isinstance(v, str) else v for k, v in (headers or {}).items()
-        }
+        raw_headers = (
+            {k: v.encode() if isinstance(v, str) else v for k, v in headers.items()}
+            if headers
+            else {}
+        )
         self.sm.issue_pipelined(Emit(topic, data, raw_key, raw_headers, cluster))
 
     def random(self) -> random_module.Random:

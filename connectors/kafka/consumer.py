@@ -262,9 +262,11 @@ class SubscriptionConsumer:
     def _entry(self, message: Message) -> Entry | None:
         """The entry a record becomes: an invocation, or a dead letter if it is unusable."""
         subscription = self.subscription
-        raw_headers = message.headers() or []
-        pairs = raw_headers.items() if isinstance(raw_headers, dict) else raw_headers
-        headers = {k: v.encode() if isinstance(v, str) else v or b"" for k, v in pairs}
+        raw_headers = message.headers()
+        headers: dict[str, bytes] = {}
+        if raw_headers:  # most records have none
+            pairs = raw_headers.items() if isinstance(raw_headers, dict) else raw_headers
+            headers = {k: v.encode() if isinstance(v, str) else v or b"" for k, v in pairs}
         raw_key = message.key()
         value = message.value()
         source: dict[str, Any] = {
@@ -287,7 +289,9 @@ class SubscriptionConsumer:
         if value is None or subscription.value_format.startswith("avro"):
             source["value"] = value  # the original, for a dead letter after a terminal failure
         target = Target(subscription.sink.service, subscription.sink.handler, key)
-        request_headers = {k: v.decode("utf-8", "replace") for k, v in headers.items()}
+        request_headers = (
+            {k: v.decode("utf-8", "replace") for k, v in headers.items()} if headers else {}
+        )
         # No id: the record's is derived from its source where it is needed (Invoke.resolved_id).
         return Invoke("", target, body, request_headers, None, 0, None, source)
 
