@@ -37,12 +37,17 @@ def batches(invocation_ids: list[str]) -> list[CommittedBatch]:
     made = []
     for start in range(0, len(invocation_ids), BATCH):
         view = StoreView({})
+        finished = []
         for invocation_id in invocation_ids[start : start + BATCH]:
-            view.put(keys.invocation(invocation_id), {
+            status = {
                 "st": "completed", "h": {}, "t": TARGET.encode(), "ca": 1, "ma": 2, "rc": 0,
                 "o": [0, b"1"],
-            })  # fmt: skip
-        made.append(CommittedBatch(entries=BATCH, fsync_seconds=0.0, now_ms=2, view=view))
+            }  # fmt: skip
+            view.put(keys.invocation(invocation_id), status)
+            finished.append((invocation_id, status))
+        made.append(
+            CommittedBatch(entries=BATCH, fsync_seconds=0.0, now_ms=2, view=view, finished=finished)
+        )
     return made
 
 

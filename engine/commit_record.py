@@ -10,7 +10,6 @@ invocation completed, a timer was added) without reading the store.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from typing import Any
 
 from . import keys
@@ -63,23 +62,9 @@ class CommittedBatch:
     queues: dict[bytes, int] = dataclasses.field(default_factory=dict)
     # Express runs that took effect: invocations that completed with no status record.
     expressed: list[Express] = dataclasses.field(default_factory=list)
+    # Every invocation this batch completed, with its status after (the processor's list).
+    finished: list[tuple[str, Status]] = dataclasses.field(default_factory=list)
 
     @property
     def changed(self) -> dict[bytes, Any]:
         return self.view.changes
-
-    def completed(self) -> Iterator[tuple[bytes, Status]]:
-        """(invocation id, encoded, and status after) of every invocation this batch completed.
-        The id stays encoded: an observer that keeps only some invocations (sampled traces)
-        decides on the bytes and decodes only those it keeps."""
-        statuses, deleted = self.statuses, self.view.deleted
-        for key, value in self.view.changes.items():
-            if (
-                key[0] == _INVOCATION
-                and key.startswith(keys.INVOCATION)
-                and not deleted(value)
-                and value["st"] == "completed"
-            ):
-                before = statuses.get(key)
-                if before is None or before["st"] != "completed":
-                    yield key[len(keys.INVOCATION) :], value

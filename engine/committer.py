@@ -169,7 +169,7 @@ class Committer:
         if self.on_commit is not None and reads is not None:
             record = CommittedBatch(
                 self.lsn - first_lsn + 1, fsync_seconds, now_ms, view, reads.statuses,
-                reads.queues, effects.expressed,
+                reads.queues, effects.expressed, effects.finished,
             )  # fmt: skip
             try:
                 self.on_commit(record)

@@ -95,6 +95,9 @@ class Effects:
     entries: deque[Entry] = dataclasses.field(default_factory=deque)
     # Express runs that took effect: invocations that completed without a status record.
     expressed: list[Express] = dataclasses.field(default_factory=list)
+    # Invocations completed, with their final status: what observers (traces) look at, found
+    # without a pass over every record the batch changed.
+    finished: list[tuple[str, Status]] = dataclasses.field(default_factory=list)
 
 
 class Processor:
@@ -566,6 +569,7 @@ class _Apply:
         self.add_timer(self.now + int(retention.total_seconds() * 1000), ["purge", inv])
         self.publish(inv, status, outcome, known or {})
         self.fx.actions.append(Completed(inv, outcome))
+        self.fx.finished.append((inv, status))
 
     def publish(
         self, inv: str, status: Status, outcome: Outcome, known: dict[int, Command]

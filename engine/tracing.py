@@ -329,11 +329,10 @@ class Tracing:
     def batch_committed(self, batch: CommittedBatch) -> None:
         """Records the span of every invocation the batch completed."""
         bound = self._bound
-        for raw_id, new in batch.completed():
+        for invocation_id, new in batch.finished:
             headers = new["h"]
-            if TRACEPARENT not in headers and xxh3_64_intdigest(raw_id) >= bound:
-                continue  # most: decided on the encoded id, nothing decoded
-            invocation_id = raw_id.decode()
+            if TRACEPARENT not in headers and xxh3_64_intdigest(invocation_id.encode()) >= bound:
+                continue  # most: decided on the id's hash, nothing decoded
             ids = self.invocation_ids(invocation_id, headers)
             if not ids.sampled:  # its parent's decision
                 continue

@@ -149,6 +149,7 @@ class Partition:
         self.changes: dict[bytes, Any] = {}
         self.deleted: set[bytes] = set()
         self.history: list[tuple[int, list[Entry]]] = []
+        self.finished: list[tuple[str, str]] = []  # the last batch's, with their status
 
     def batch(self, *entries: Entry, now: int | None = None) -> list[Action]:
         when = self.now if now is None else now
@@ -161,6 +162,9 @@ class Partition:
             while effects.entries:
                 self._apply(effects.entries.popleft(), view, when, effects)
         self.changes = dict(view.changes)
+        self.finished = [
+            (invocation_id, status["st"]) for invocation_id, status in effects.finished
+        ]
         self.deleted = {k for k, v in view.changes.items() if view.deleted(v)}
         self.store.commit(view)
         return effects.actions
@@ -450,6 +454,21 @@ def test_repeated_workflow_invoke_attaches(p: Partition) -> None:
     actions = p.append(inv(2), call(WF_RUN, wf))
     assert Complete(inv(2), 0, result) in p.applied
     assert Notify(inv(2), 0, 0, result) in actions
+
+
+def test_a_batch_lists_exactly_the_invocations_it_completed(p: Partition) -> None:
+    """Observers (traces) take a batch's completions from this list, not from its changes."""
+    p.invoke(inv(1), GREET)
+    assert p.finished == []
+    p.batch(
+        End(inv(1), 1, Outcome.ok(b'"hi"')),
+        Invoke(inv(2), GREET, b'"x"', {}),
+        Invoke(inv(3), Target("Nope", "greet"), b"", {}),  # completes at once: 404
+    )
+    assert p.finished == [(inv(1), "completed"), (inv(3), "completed")]
+    # Joining an invocation that has completed answers at once, but completes nothing.
+    p.invoke(inv(1), GREET)
+    assert p.finished == []
 
 
 def test_workflow_is_purged_after_retention_then_runs_again(p: Partition) -> None:

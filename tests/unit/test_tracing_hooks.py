@@ -37,11 +37,14 @@ class Sink:
 def completed_batch(invocation_id: str, headers: dict[str, str]) -> CommittedBatch:
     """A batch in which the invocation was created and completed with a value."""
     view = StoreView({})
-    view.put(keys.invocation(invocation_id), {
+    status = {
         "st": "completed", "h": headers, "t": TARGET.encode(), "ca": 1_000, "ma": 1_002,
         "rc": 0, "o": [0, b"1"],
-    })  # fmt: skip
-    return CommittedBatch(entries=1, fsync_seconds=0.0, now_ms=1_002, view=view)
+    }  # fmt: skip
+    view.put(keys.invocation(invocation_id), status)
+    return CommittedBatch(
+        entries=1, fsync_seconds=0.0, now_ms=1_002, view=view, finished=[(invocation_id, status)]
+    )
 
 
 def current_context() -> trace.SpanContext:
@@ -185,16 +188,24 @@ def test_the_quick_sampling_decision_agrees_with_the_ids_and_keeps_the_ratio() -
 
 
 def test_completions_get_spans_exactly_when_their_invocations_are_sampled() -> None:
+    """The batch's completed invocations (the processor's list) are the candidates; a changed
+    invocation that did not complete is not among them and gets no span."""
     sink = Sink()
     tracer = Tracing(sink, sample_ratio=0.5)
     view = StoreView({})
     invocation_ids = [f"inv_1{n:026d}" for n in range(200)]
+    finished = []
     for n, invocation_id in enumerate(invocation_ids):
-        view.put(keys.invocation(invocation_id), {
+        status = {
             "st": "completed" if n % 10 else "running", "h": {}, "t": TARGET.encode(),
             "ca": 1_000, "ma": 1_002, "rc": 0, "o": [0, b"1"],
-        })  # fmt: skip
-    tracer.batch_committed(CommittedBatch(entries=200, fsync_seconds=0.0, now_ms=1, view=view))
+        }  # fmt: skip
+        view.put(keys.invocation(invocation_id), status)
+        if n % 10:
+            finished.append((invocation_id, status))
+    tracer.batch_committed(
+        CommittedBatch(entries=200, fsync_seconds=0.0, now_ms=1, view=view, finished=finished)
+    )
     expected = [
         i for n, i in enumerate(invocation_ids) if n % 10 and tracer.invocation_ids(i, {}).sampled
     ]
