@@ -113,7 +113,8 @@ def _new_trace_sampled(invocation_id: bytes, bound: int) -> bool:
     """Whether an invocation that starts a trace is sampled: the XXH3 hash of its (encoded)
     id, a uniform 64-bit number, falls below `bound` (the ratio's share of 2**64). Decided
     without deriving the trace's ids, which only a sampled invocation needs: most are not,
-    and this is the one thing each of them pays for at its attempt and at its completion."""
+    and this is the one thing each of them pays for at its attempt and at its completion
+    (where `attempt_started` and `batch_committed` make the same test inline)."""
     return xxh3_64_intdigest(invocation_id) < bound
 
 
