@@ -113,16 +113,14 @@ def _new_trace_sampled(invocation_id: bytes, bound: int) -> bool:
     """Whether an invocation that starts a trace is sampled: the XXH3 hash of its (encoded)
     id, a uniform 64-bit number, falls below `bound` (the ratio's share of 2**64). Decided
     without deriving the trace's ids, which only a sampled invocation needs: most are not,
-    and this is the one thing each of them pays for at its attempt and at its completion
-    (where `attempt_started` and `batch_committed` make the same test inline)."""
+    and this is the one thing each of them pays for at its attempt and at its completion."""
     return xxh3_64_intdigest(invocation_id) < bound
 
 
 def handlers_can_trace() -> bool:
     """Whether handler code could make or pass on spans: once a tracer provider is set in the
     process (until then OpenTelemetry's API makes nothing). Read from OpenTelemetry's module
-    global, the one check cheap enough to make for every attempt (`attempt_started` makes it
-    inline)."""
+    global, the one check cheap enough to make for every attempt."""
     return trace._TRACER_PROVIDER is not None
 
 
@@ -211,12 +209,12 @@ class ProviderSink:
 
 class AttemptSpan(NamedTuple):
     """A running attempt's span: its invocation's ids, its own span id, its start, and the
-    token that undoes making it current (None: it was not made current)."""
+    token that undoes making it current."""
 
     ids: Ids
     span_id: int
     start_ns: int
-    token: Token[Context] | None
+    token: Token[Context]
 
 
 class Tracing:
@@ -253,7 +251,7 @@ class Tracing:
         """Whether an invocation's spans are recorded (its ids, `invocation_ids`, say the
         same): a new trace's by its id's hash, otherwise by its parent's decision."""
         if TRACEPARENT not in headers:
-            return xxh3_64_intdigest(invocation_id.encode()) < self._bound
+            return _new_trace_sampled(invocation_id.encode(), self._bound)
         return self.invocation_ids(invocation_id, headers).sampled
 
     def traceparent(self, invocation_id: str, headers: Mapping[str, str]) -> str:
@@ -272,14 +270,8 @@ class Tracing:
         An unsampled attempt records nothing. Its invocation's context (not sampled) is made
         current only if handler code could see it (`handlers_can_trace`): its spans are then
         not recorded either, and what it passes on carries the decision. Otherwise there is
-        nothing to end (None), and callers skip `attempt_ended`. The usual case, an unsampled
-        new trace with no provider set, is decided inline: it is every attempt's cost."""
-        if (
-            TRACEPARENT not in headers
-            and xxh3_64_intdigest(invocation_id.encode()) >= self._bound
-            and trace._TRACER_PROVIDER is None
-        ):
-            return None
+        nothing to end (None), and callers skip `attempt_ended`: the usual case, an unsampled
+        new trace with no provider set, costs one hash and two tests."""
         if not self.sampled(invocation_id, headers) and not handlers_can_trace():
             return None
         ids = self.invocation_ids(invocation_id, headers)
@@ -298,8 +290,7 @@ class Tracing:
     ) -> None:  # fmt: skip
         if span is None:
             return
-        if span.token is not None:
-            otel_context.detach(span.token)
+        otel_context.detach(span.token)
         if not span.ids.sampled:
             return
         self.sink.add(SpanRecord(
@@ -312,7 +303,7 @@ class Tracing:
     def attempt_dropped(self, span: AttemptSpan | None) -> None:
         """Undoes `attempt_started` without recording anything: the attempt did not count (an
         express run given up, which runs again the ordinary way)."""
-        if span is not None and span.token is not None:
+        if span is not None:
             otel_context.detach(span.token)
 
     def outgoing_traceparent(self, invocation_id: str, headers: Mapping[str, str]) -> str:
@@ -329,14 +320,11 @@ class Tracing:
 
     def batch_committed(self, batch: CommittedBatch) -> None:
         """Records the span of every invocation the batch completed."""
-        bound = self._bound
         for invocation_id, new in batch.finished:
             headers = new["h"]
-            if TRACEPARENT not in headers and xxh3_64_intdigest(invocation_id.encode()) >= bound:
+            if not self.sampled(invocation_id, headers):
                 continue  # most: decided on the id's hash, nothing decoded
             ids = self.invocation_ids(invocation_id, headers)
-            if not ids.sampled:  # its parent's decision
-                continue
             outcome = new["o"]  # an encoded Outcome: [1, code, message] is a failure
             self._invocation_span(
                 ids, invocation_id, Target.decode(new["t"]), new["ca"], new["ma"],
@@ -345,10 +333,8 @@ class Tracing:
         for express in batch.expressed:
             invoke = express.invoke
             invocation_id, headers = invoke.resolved_id, invoke.headers
-            if TRACEPARENT not in headers and xxh3_64_intdigest(invocation_id.encode()) >= bound:
-                continue
-            ids = self.invocation_ids(invocation_id, headers)
-            if ids.sampled:
+            if self.sampled(invocation_id, headers):
+                ids = self.invocation_ids(invocation_id, headers)
                 self._invocation_span(
                     ids, invocation_id, invoke.target, express.ran_at_ms, batch.now_ms, 0, None
                 )
