@@ -6,10 +6,12 @@ Entries from every source (ingress, invoker, timers) queue here. Each batch:
 2. Stamp the batch with one timestamp and consecutive log positions, and apply each entry with
    the processor over an in-memory view; follow-up entries the processor produces (a call's
    invocation, a result for a caller) join the same batch.
-3. Write one RocksDB batch: the log records, every store change, and the applied position;
-   fsync it. Then update the committed-read copy (`reads`) with the batch's changes to object
-   locks and state, and hand observers (metrics, traces) the batch's before and after values
-   (`on_commit`); they only count, and a failing observer is logged, not retried.
+3. Write one RocksDB batch: the log record (the batch's entries, in order, under the first
+   one's position: a record batch, as in Kafka's log, so the log costs one key per commit and
+   not one per entry), every store change, and the applied position; fsync it. Then update
+   the committed-read copy (`reads`) with the batch's changes to object locks and state, and
+   hand observers (metrics, traces) the batch's before and after values (`on_commit`); they
+   only count, and a failing observer is logged, not retried.
 4. Resolve the submitters' futures (the entries are durable), then run the actions in order.
 
 If step 2 or 3 fails (an entry the log cannot encode, a processor error, a write error),
@@ -39,7 +41,7 @@ from .commit_record import CommittedBatch, FirstReads
 from .entries import Entry
 from .hot_reads import HELD_PREFIXES, HotReads
 from .processor import Effects, Processor
-from .store import Store, StoreView, pack
+from .store import Store, StoreView, pack, pack_array
 
 log = logging.getLogger("headway.commit")
 
@@ -151,10 +153,12 @@ class Committer:
         effects = Effects()
         batch = WriteBatch(raw_mode=True)
         first_lsn = self.lsn + 1
+        logged: list[bytes] = []
         for entry, _ in taken:
-            self._apply(entry, view, now_ms, effects, batch)
+            self._apply(entry, view, now_ms, effects, logged)
             while effects.entries:
-                self._apply(effects.entries.popleft(), view, now_ms, effects, batch)
+                self._apply(effects.entries.popleft(), view, now_ms, effects, logged)
+        batch.put(keys.log(first_lsn), pack_array([pack(now_ms), pack_array(logged)]))
         held_changes = view.to_batch(batch, HELD_PREFIXES)
         batch.put(keys.APPLIED, pack(self.lsn))
         if self.keep_log and first_lsn > self.keep_log and first_lsn % 1024 < len(taken):
@@ -178,8 +182,8 @@ class Committer:
         return effects
 
     def _apply(
-        self, entry: Entry, view: StoreView, now_ms: int, effects: Effects, batch: WriteBatch
+        self, entry: Entry, view: StoreView, now_ms: int, effects: Effects, logged: list[bytes]
     ) -> None:
         self.lsn += 1
-        batch.put(keys.log(self.lsn), pack([now_ms, entry.encode()]))
+        logged.append(pack(entry.encode()))
         self.processor.apply(entry, view, now_ms, effects)

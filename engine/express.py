@@ -19,7 +19,6 @@ records in offset order, which exactly-once ingestion depends on.
 from __future__ import annotations
 
 import asyncio
-import collections
 import dataclasses
 import time
 from collections.abc import Awaitable, Coroutine
@@ -52,7 +51,8 @@ class _Recorder:
     """The run's transport: keeps the commands the lane can run, refuses every other one."""
 
     def __init__(self, observer: Observability | None, invoke: Invoke) -> None:
-        self.observer = observer
+        # Only tracing changes outgoing commands (it adds their trace context).
+        self.observer = observer if observer is not None and observer.tracing is not None else None
         self.invocation_id, self.headers = invoke.invocation_id, invoke.headers
         self.journal: list[Command] = []
 
@@ -95,10 +95,14 @@ class ExpressLane:
         self.committer = committer
         self.observer = observer
         # Per object key: its state after its last run, and that run's entry number; until the
-        # committer has settled that entry, the store does not show the run yet.
-        self._unapplied: dict[tuple[str, str], tuple[dict[str, bytes], int]] = {}
-        # The same runs by entry number, oldest first: where settled keys are forgotten from.
-        self._by_number: collections.deque[tuple[int, tuple[str, str]]] = collections.deque()
+        # committer has settled that entry, the store does not show the run yet. Runs are kept
+        # in two generations, the recent one looked at first: once every run of the older one
+        # is settled, it is dropped whole and the recent one takes its place. That bounds
+        # memory at a cost of one dict write per run, with no per-run bookkeeping to forget.
+        self._recent: dict[tuple[str, str], tuple[dict[str, bytes], int]] = {}
+        self._recent_last = 0  # the entry number of its newest run
+        self._older: dict[tuple[str, str], tuple[dict[str, bytes], int]] = {}
+        self._older_last = 0
         # Per (service, handler): its runs in a row that could not finish in the lane.
         self._gave_up: dict[tuple[str, str], int] = {}
         self.ran = 0
@@ -140,12 +144,13 @@ class ExpressLane:
             self.declined += 1
             return invoke, {}
         run = self._run(invoke, found[1], state)
-        slot = (target.service, target.handler)
         if run is None:
+            slot = (target.service, target.handler)
             self._gave_up[slot] = self._gave_up.get(slot, 0) + 1
             self.declined += 1
             return invoke, {}
-        self._gave_up.pop(slot, None)
+        if self._gave_up:
+            self._gave_up.pop((target.service, target.handler), None)
         self.ran += 1
         journal, ran_at, output = run
         return Express(invoke, journal, ran_at, output), state
@@ -165,29 +170,21 @@ class ExpressLane:
         if not isinstance(entry, Express):
             return
         target = entry.invoke.target
-        if target.key is not None:
-            slot = (target.service, target.key)
-            self._unapplied[slot] = (state_after, number)
-            self._by_number.append((number, slot))
-        self._forget_settled()
-
-    def _forget_settled(self) -> None:
-        """Forgets the keys whose last run the store shows, so only unsettled runs are kept."""
-        settled, by_number, unapplied = self.committer.settled, self._by_number, self._unapplied
-        while by_number and by_number[0][0] <= settled:
-            number, slot = by_number.popleft()
-            found = unapplied.get(slot)
-            if found is not None and found[1] == number:
-                del unapplied[slot]
+        if target.key is None:
+            return
+        if self.committer.settled >= self._older_last:  # the older generation is all applied
+            self._older, self._older_last = self._recent, self._recent_last
+            self._recent = {}
+        self._recent[(target.service, target.key)] = (state_after, number)
+        self._recent_last = number
 
     def _state(self, service: str, key: str, locked: bool) -> dict[str, bytes] | None:
         """The state a run of `key` starts from; None if an invocation holds or awaits the key
         (the record must queue behind it, the durable way)."""
-        unapplied = self._unapplied.get((service, key))
-        if unapplied is not None:
-            if unapplied[1] > self.committer.settled:
-                return dict(unapplied[0])
-            del self._unapplied[(service, key)]
+        slot = (service, key)
+        unapplied = self._recent.get(slot) or self._older.get(slot)
+        if unapplied is not None and unapplied[1] > self.committer.settled:
+            return dict(unapplied[0])
         if locked and self.store.get(keys.object_lock(service, key)) is not None:
             return None
         return dict(self.store.get(keys.state(service, key)) or {})

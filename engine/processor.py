@@ -98,6 +98,8 @@ class Effects:
     # Invocations completed, with their final status: what observers (traces) look at, found
     # without a pass over every record the batch changed.
     finished: list[tuple[str, Status]] = dataclasses.field(default_factory=list)
+    # The outboxes an `OutboxReady` action is already among `actions` for.
+    outboxes_ready: set[str] = dataclasses.field(default_factory=set)
 
 
 class Processor:
@@ -160,7 +162,7 @@ class _Apply:
         if isinstance(entry, DeadLetter):
             if offsets.accept(self.view, entry.source):
                 outbox.put(self.view, entry.source["cluster"], entry.record)
-                self.fx.actions.append(OutboxReady(entry.source["cluster"]))
+                self.outbox_ready(entry.source["cluster"])
             self.record_done(entry.source)
             return
         if isinstance(entry, Subscribe):
@@ -589,19 +591,23 @@ class _Apply:
             letter = self.dead_letter(status, source, outcome)
             if letter is not None:
                 outbox.put(self.view, source["cluster"], letter)
-                self.fx.actions.append(OutboxReady(source["cluster"]))
+                self.outbox_ready(source["cluster"])
         if kafka and source is not None:
             self.record_done(source)
 
     def to_outbox(self, emits: list[Emit], default_cluster: str) -> None:
         """Puts emitted records into their clusters' outboxes (`default_cluster` for those that
         name none) and wakes those clusters' shippers."""
-        clusters: set[str] = set()
         for emit in emits:
             cluster = emit.cluster or default_cluster
             outbox.put(self.view, cluster, [emit.topic, emit.key, emit.value, emit.headers])
-            clusters.add(cluster)
-        for cluster in sorted(clusters):
+            self.outbox_ready(cluster)
+
+    def outbox_ready(self, cluster: str) -> None:
+        """Wakes `cluster`'s shipper once the batch is written: one action per cluster and
+        batch, however many records it put in the outbox."""
+        if cluster not in self.fx.outboxes_ready:
+            self.fx.outboxes_ready.add(cluster)
             self.fx.actions.append(OutboxReady(cluster))
 
     def dead_letter(

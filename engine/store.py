@@ -43,6 +43,19 @@ def pack(value: Any) -> bytes:
     return packer.pack(value)  # type: ignore[no-any-return]
 
 
+def pack_array(packed: list[bytes]) -> bytes:
+    """The msgpack array of values each already packed: what `pack` makes of the list of them.
+
+    For a large record built from many parts: packing each part as it is made, while it is in
+    the CPU's caches, and joining the bytes costs less than packing the whole list at the end.
+    """
+    try:
+        packer = _packers.packer
+    except AttributeError:
+        packer = _packers.packer = msgpack.Packer(use_bin_type=True)
+    return packer.pack_array_header(len(packed)) + b"".join(packed)  # type: ignore[no-any-return]
+
+
 def unpack(data: bytes) -> Any:
     return msgpack.unpackb(data, raw=False, strict_map_key=False)
 

@@ -9,7 +9,7 @@ import pytest
 from headway.engine import keys
 from headway.engine.actions import Action, RunAttempt
 from headway.engine.committer import Committer
-from headway.engine.entries import Invoke
+from headway.engine.entries import Invoke, decode_entry
 from headway.engine.processor import Processor
 from headway.engine.registry import Registry
 from headway.engine.store import Store
@@ -58,4 +58,25 @@ async def test_an_unencodable_entry_fails_alone(tmp_path: Path) -> None:
     # Log positions stay dense: the failed batch's positions were given back.
     assert committer.lsn == store.get(keys.APPLIED) == 2
     assert [k for k, _ in store.scan(keys.LOG)] == [keys.log(1), keys.log(2)]
+    store.close()
+
+
+async def test_a_group_commit_logs_its_entries_as_one_record_batch(tmp_path: Path) -> None:
+    """The log holds one record per group commit, under the position of its first entry: the
+    entries in order, each decodable as it was submitted; the next batch starts after them."""
+    store = Store(tmp_path)
+    committer = Committer(store, Processor(Registry([echo])), lambda actions: None)
+    first = [_invoke({"n": str(n)}) for n in range(3)]
+    waits = [committer.submit(entry) for entry in first]  # queued together: one batch
+    committer.start()
+    try:
+        await asyncio.wait_for(asyncio.gather(*waits), 5)
+        second = _invoke({"n": "3"})
+        await asyncio.wait_for(committer.submit(second), 5)
+    finally:
+        await committer.stop()
+    logged = list(store.scan(keys.LOG))
+    assert [key for key, _ in logged] == [keys.log(1), keys.log(4)]
+    assert [[decode_entry(raw) for raw in record[1]] for _, record in logged] == [first, [second]]
+    assert committer.lsn == store.get(keys.APPLIED) == 4
     store.close()

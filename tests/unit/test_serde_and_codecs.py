@@ -31,7 +31,7 @@ from headway.engine.entries import (
     Unsubscribe,
     decode_entry,
 )
-from headway.engine.store import pack, unpack
+from headway.engine.store import pack, pack_array, unpack
 from headway.sdk import HandlerOptions, RetryPolicy
 from headway.sdk.journal import (
     AttachInvocation,
@@ -498,3 +498,11 @@ def test_handler_options_merge_field_by_field() -> None:
     assert HandlerOptions().merged_over(base) == base
     assert base.merged_over(HandlerOptions()) == base
     assert HandlerOptions().merged_over(HandlerOptions()) == HandlerOptions()
+
+
+@pytest.mark.parametrize("count", [0, 1, 15, 16, 65_535, 65_536])  # msgpack's header sizes
+def test_an_array_of_packed_values_is_exactly_the_packed_list(count: int) -> None:
+    values: list[Any] = [[n, f"v{n}", {"k": b"\xff" * (n % 3)}] for n in range(count)]
+    joined = pack_array([pack(value) for value in values])
+    assert joined == pack(values)
+    assert unpack(joined) == values
