@@ -159,7 +159,7 @@ class SubscriptionConsumer:
                 messages = await asyncio.to_thread(consumer.consume, POLL_BATCH, POLL_SECONDS)
                 self._apply_rebalances()
                 for message in messages:
-                    self._receive(message)
+                    self.receive(message)
                 if time.monotonic() - last_commit > MONITOR_COMMIT_SECONDS:
                     last_commit = time.monotonic()
                     self._commit_for_monitoring(consumer)
@@ -233,7 +233,9 @@ class SubscriptionConsumer:
 
     # -- records ---------------------------------------------------------------------------
 
-    def _receive(self, message: Message) -> None:
+    def receive(self, message: Message) -> None:
+        """One polled record: held, and handed to the engine as soon as its partition has room
+        (the poll loop calls this; so does bench/kafka_hot_path.py, without a broker)."""
         error = message.error()
         if error is not None:
             if error.code() != KafkaError._PARTITION_EOF:
