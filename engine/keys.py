@@ -98,7 +98,7 @@ def outbox_prefix(cluster: str) -> bytes:
 
 
 def outbox(cluster: str, seq: int) -> bytes:
-    return b"ob/%s\x00%016x" % (cluster.encode(), seq)
+    return f"ob/{cluster}\x00{seq:016x}".encode()  # one per emitted record: formatted in one step
 
 
 def outbox_seq(cluster: str) -> bytes:

@@ -20,3 +20,12 @@ def test_object_keys_join_service_and_key_with_nul_under_their_prefix(
 def test_a_kafka_offset_key_names_group_topic_and_partition() -> None:
     assert keys.kafka_offset("grp", "clicks", 12) == b"ko/grp\x00clicks\x0012"
     assert keys.kafka_offset("g", "ü", 0) == b"ko/g\x00" + "ü".encode() + b"\x000"
+
+
+@pytest.mark.parametrize("cluster", ["local", "", "ünï"])
+def test_outbox_keys_sort_by_sequence_under_their_cluster_prefix(cluster: str) -> None:
+    prefix = keys.outbox_prefix(cluster)
+    assert prefix == keys.OUTBOX + cluster.encode() + b"\x00"
+    assert keys.outbox(cluster, 255) == prefix + b"00000000000000ff"
+    made = [keys.outbox(cluster, seq) for seq in (1, 9, 10, 255, 4096, 2**40)]
+    assert made == sorted(made) and all(key.startswith(prefix) for key in made)
