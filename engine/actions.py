@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from headway.sdk.frozen import frozen
 from headway.sdk.journal import Outcome
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class RunAttempt:
     """Start (or resume) an attempt of this invocation from its journal.
 
@@ -20,7 +21,7 @@ class RunAttempt:
     status: dict[str, Any] | None = dataclasses.field(default=None, compare=False, repr=False)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class Notify:
     """Deliver a completion to a running attempt."""
 
@@ -30,7 +31,7 @@ class Notify:
     outcome: Outcome
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class Completed:
     """An invocation has its final outcome: answer whoever waits for it."""
 
@@ -38,20 +39,20 @@ class Completed:
     outcome: Outcome
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class ScheduleTimer:
     due_ms: int
     timer_key: bytes
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class AbortAttempt:
     """Stop running this invocation's code now (it was killed)."""
 
     invocation_id: str
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class KafkaRecordDone:
     """A Kafka record is finished with (completed, dead-lettered or dropped as a duplicate):
     its partition has room for one more in-flight record."""
@@ -61,14 +62,14 @@ class KafkaRecordDone:
     partition: int
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class OutboxReady:
     """A cluster's outbox has new records to ship."""
 
     cluster: str
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class SubscriptionsChanged:
     """Subscriptions or Kafka clusters were added, removed or failed: reconcile consumers."""
 

@@ -6,10 +6,10 @@ format and never change.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, ClassVar
 
 from headway.sdk import ids
+from headway.sdk.frozen import frozen
 from headway.sdk.journal import Command, Outcome, Target, decode_command
 
 
@@ -20,7 +20,7 @@ class Entry:
         raise NotImplementedError
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class Caller:
     """Where an invocation's result goes: a journal entry of the calling invocation."""
 
@@ -28,7 +28,7 @@ class Caller:
     index: int
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class Invoke(Entry):
     """A new invocation (from ingress, a call, a send, or a Kafka record)."""
 
@@ -62,7 +62,7 @@ class Invoke(Entry):
         ]  # fmt: skip
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class Append(Entry):
     """A command an attempt issued, at the next index of its journal."""
 
@@ -76,7 +76,7 @@ class Append(Entry):
         return [self.TAG, self.invocation_id, self.attempt, self.index, self.command.encode()]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class Complete(Entry):
     """The outcome of a completable command (run, sleep, call, awakeable, promise), or a
     signal; a named signal carries its name, which its notification needs."""
@@ -92,7 +92,7 @@ class Complete(Entry):
         return out if self.signal_name is None else [*out, self.signal_name]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class End(Entry):
     """An attempt finished the handler, with its output or terminal failure.
 
@@ -112,7 +112,7 @@ class End(Entry):
         return [self.TAG, self.invocation_id, self.attempt, self.outcome.encode(), journal]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class AttemptFailed(Entry):
     """An attempt failed with a retryable error; the next one starts at `retry_at_ms`."""
 
@@ -126,7 +126,7 @@ class AttemptFailed(Entry):
         return [self.TAG, self.invocation_id, self.attempt, self.message, self.retry_at_ms]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class Suspend(Entry):
     """An attempt waits only on these completions and gave up its resources."""
 
@@ -139,7 +139,7 @@ class Suspend(Entry):
         return [self.TAG, self.invocation_id, self.attempt, self.waiting_on]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class TimerFired(Entry):
     """A durable timer came due."""
 
@@ -150,7 +150,7 @@ class TimerFired(Entry):
         return [self.TAG, self.timer_key]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class Cancel(Entry):
     """Cancel an invocation: its pending steps fail with 409 and it may compensate."""
 
@@ -161,7 +161,7 @@ class Cancel(Entry):
         return [self.TAG, self.invocation_id]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class Kill(Entry):
     """End an invocation at once with 409, without running any more of its code."""
 
@@ -172,7 +172,7 @@ class Kill(Entry):
         return [self.TAG, self.invocation_id]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class ReplaceState(Entry):
     """Replace a virtual object's whole state (admin API)."""
 
@@ -185,7 +185,7 @@ class ReplaceState(Entry):
         return [self.TAG, self.service, self.key, self.state]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class Subscribe(Entry):
     """Add (or replace) a Kafka subscription; `subscription` is its stored record."""
 
@@ -196,7 +196,7 @@ class Subscribe(Entry):
         return [self.TAG, self.subscription]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class Unsubscribe(Entry):
     """Remove a subscription. Its offsets stay, so adding it back resumes where it stopped."""
 
@@ -207,7 +207,7 @@ class Unsubscribe(Entry):
         return [self.TAG, self.subscription_id]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class DeadLetter(Entry):
     """A Kafka record that cannot become an invocation: consume its offset, and publish it to
     the dead-letter topic (`record`: topic, key, value, headers) through the outbox."""
@@ -220,7 +220,7 @@ class DeadLetter(Entry):
         return [self.TAG, self.source, self.record]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class OutboxShipped(Entry):
     """The outbox of `cluster` is committed to Kafka up to `seq`: its entries can go."""
 
@@ -232,7 +232,7 @@ class OutboxShipped(Entry):
         return [self.TAG, self.cluster, self.seq]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class SubscriptionFailed(Entry):
     """A subscription met a record it cannot handle and has no dead-letter topic: it stops
     before that record, and says why."""
@@ -245,7 +245,7 @@ class SubscriptionFailed(Entry):
         return [self.TAG, self.subscription_id, self.message]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class PutKafkaCluster(Entry):
     """Define (or, with `cluster` None, remove) a Kafka cluster through the admin API."""
 
@@ -257,7 +257,7 @@ class PutKafkaCluster(Entry):
         return [self.TAG, self.name, self.cluster]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class Express(Entry):
     """An invocation whose handler already ran, ahead of the log, to the end without waiting:
     its `invoke`, the journal of that run (state reads and writes, emits) and its output.

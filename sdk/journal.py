@@ -13,8 +13,10 @@ import operator
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from .frozen import frozen
 
-@dataclasses.dataclass(frozen=True, slots=True)
+
+@frozen
 class Failure:
     """A terminal failure: an HTTP-style code and a message."""
 
@@ -22,7 +24,7 @@ class Failure:
     message: str
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class Outcome:
     """What completed a command or an invocation: a value, or a failure."""
 
@@ -49,7 +51,7 @@ class Outcome:
         return Outcome(failure=Failure(code, message))
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class Target:
     """Which handler an invocation runs: service, handler and (for objects/workflows) key."""
 
@@ -133,7 +135,7 @@ def _layout(cls: type[Command]) -> tuple[tuple[str, str], ...]:
     return layout
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class Run(Command):
     """A side effect; its outcome arrives as a completion once it is durable."""
 
@@ -142,38 +144,38 @@ class Run(Command):
     name: str
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class GetState(Command):
     TAG: ClassVar[int] = 2
     name: str
     value: bytes | None
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class StateKeys(Command):
     TAG: ClassVar[int] = 3
     keys: list[str]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class SetState(Command):
     TAG: ClassVar[int] = 4
     name: str
     value: bytes
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class ClearState(Command):
     TAG: ClassVar[int] = 5
     name: str
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class ClearAllState(Command):
     TAG: ClassVar[int] = 6
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class Sleep(Command):
     TAG: ClassVar[int] = 7
     completable: ClassVar[bool] = True
@@ -181,7 +183,7 @@ class Sleep(Command):
     wake_at_ms: int
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class Call(Command):
     TAG: ClassVar[int] = 8
     completable: ClassVar[bool] = True
@@ -192,7 +194,7 @@ class Call(Command):
     invocation_id: str
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class Send(Command):
     TAG: ClassVar[int] = 9
     target: Target
@@ -203,27 +205,27 @@ class Send(Command):
     invoke_at_ms: int
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class Awakeable(Command):
     TAG: ClassVar[int] = 10
     completable: ClassVar[bool] = True
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class CompleteAwakeable(Command):
     TAG: ClassVar[int] = 11
     awakeable_id: str
     outcome: Outcome
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class GetPromise(Command):
     TAG: ClassVar[int] = 12
     completable: ClassVar[bool] = True
     name: str
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class PeekPromise(Command):
     """Completes with the value, a failure, or an empty outcome (value None) if unresolved."""
 
@@ -232,7 +234,7 @@ class PeekPromise(Command):
     name: str
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class CompletePromise(Command):
     """Completes with an empty value, or failure 409 if the promise was already completed."""
 
@@ -242,7 +244,7 @@ class CompletePromise(Command):
     outcome: Outcome
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class Emit(Command):
     """A record for a Kafka topic, published when the invocation completes successfully."""
 
@@ -254,7 +256,7 @@ class Emit(Command):
     cluster: str | None
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class CancelInvocation(Command):
     """Asks another invocation to cancel: its pending steps fail with code 409."""
 
@@ -262,7 +264,7 @@ class CancelInvocation(Command):
     invocation_id: str
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class GetLazyState(Command):
     """A state read the engine answers from the committed state (the SDK was not sent it):
     completes with the value, or an empty outcome (value None) if the key is unset."""
@@ -272,7 +274,7 @@ class GetLazyState(Command):
     name: str
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class GetLazyStateKeys(Command):
     """The state's key names, read by the engine: completes with `encode_state_keys`."""
 
@@ -280,7 +282,7 @@ class GetLazyStateKeys(Command):
     completable: ClassVar[bool] = True
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class SendSignal(Command):
     """Delivers a signal to another invocation, by index (an awakeable) or by name."""
 
@@ -291,7 +293,7 @@ class SendSignal(Command):
     outcome: Outcome
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class AttachInvocation(Command):
     """Waits for another invocation's outcome.
 
@@ -307,7 +309,7 @@ class AttachInvocation(Command):
     idempotency_key: str | None
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen
 class GetInvocationOutput(Command):
     """Like `AttachInvocation`, without waiting: completes with an empty outcome (value None)
     if the invocation has not completed."""
