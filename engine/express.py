@@ -210,11 +210,10 @@ class ExpressLane:
         if tracing is not None:  # then the id is resolved (`_entry`)
             span = tracing.attempt_started(invoke.invocation_id, invoke.headers)
             output = _run_in_one_step(handler.call(ctx, invoke.input, target))
-            if span is not None:  # None: unsampled, nothing to end
-                if output is None:
-                    tracing.attempt_dropped(span)
-                else:
-                    tracing.attempt_ended(span, invoke.invocation_id, target, 1, None)
+            if output is None:
+                tracing.attempt_dropped(span)
+            else:
+                tracing.attempt_ended(span, invoke.invocation_id, target, 1, None)
         else:
             output = _run_in_one_step(handler.call(ctx, invoke.input, target))
         if output is None or ctx.sm.failure is not None:

@@ -84,10 +84,9 @@ class Observability:
                 try:
                     await run
                 finally:
-                    if span is not None:  # None: unsampled, nothing to end
-                        self.tracing.attempt_ended(
-                            span, attempt.invocation_id, target, attempt.attempt, attempt.failure
-                        )
+                    self.tracing.attempt_ended(
+                        span, attempt.invocation_id, target, attempt.attempt, attempt.failure
+                    )
         finally:
             run.close()  # cancelled before it began: nothing ran, and nothing should warn
             if self.metrics is not None:

@@ -161,8 +161,7 @@ class _Apply:
             return
         if isinstance(entry, DeadLetter):
             if offsets.accept(self.view, entry.source):
-                outbox.put(self.view, entry.source["cluster"], entry.record)
-                self.outbox_ready(entry.source["cluster"])
+                self.put_in_outbox(entry.source["cluster"], entry.record)
             self.record_done(entry.source)
             return
         if isinstance(entry, Subscribe):
@@ -590,8 +589,7 @@ class _Apply:
         elif kafka and source is not None:
             letter = self.dead_letter(status, source, outcome)
             if letter is not None:
-                outbox.put(self.view, source["cluster"], letter)
-                self.outbox_ready(source["cluster"])
+                self.put_in_outbox(source["cluster"], letter)
         if kafka and source is not None:
             self.record_done(source)
 
@@ -599,13 +597,14 @@ class _Apply:
         """Puts emitted records into their clusters' outboxes (`default_cluster` for those that
         name none) and wakes those clusters' shippers."""
         for emit in emits:
-            cluster = emit.cluster or default_cluster
-            outbox.put(self.view, cluster, [emit.topic, emit.key, emit.value, emit.headers])
-            self.outbox_ready(cluster)
+            record = [emit.topic, emit.key, emit.value, emit.headers]
+            self.put_in_outbox(emit.cluster or default_cluster, record)
 
-    def outbox_ready(self, cluster: str) -> None:
-        """Wakes `cluster`'s shipper once the batch is written: one action per cluster and
-        batch, however many records it put in the outbox."""
+    def put_in_outbox(self, cluster: str, record: list[Any]) -> None:
+        """Puts a record (topic, key, value, headers) into `cluster`'s outbox, and wakes that
+        cluster's shipper once the batch is written: one action per cluster and batch, however
+        many records the batch put there."""
+        outbox.put(self.view, cluster, record)
         if cluster not in self.fx.outboxes_ready:
             self.fx.outboxes_ready.add(cluster)
             self.fx.actions.append(OutboxReady(cluster))

@@ -33,14 +33,18 @@ class StoreLockedError(RuntimeError):
 _packers = threading.local()
 
 
-def pack(value: Any) -> bytes:
-    # A packer per thread, reused: `msgpack.packb` makes one per call, which costs more than
-    # packing a small record.
+def _packer() -> msgpack.Packer:
+    """This thread's packer, reused: `msgpack.packb` makes one per call, which costs more than
+    packing a small record."""
     try:
-        packer = _packers.packer
+        return _packers.packer  # type: ignore[no-any-return]
     except AttributeError:
         packer = _packers.packer = msgpack.Packer(use_bin_type=True)
-    return packer.pack(value)  # type: ignore[no-any-return]
+        return packer
+
+
+def pack(value: Any) -> bytes:
+    return _packer().pack(value)
 
 
 def pack_array(packed: list[bytes]) -> bytes:
@@ -49,11 +53,7 @@ def pack_array(packed: list[bytes]) -> bytes:
     For a large record built from many parts: packing each part as it is made, while it is in
     the CPU's caches, and joining the bytes costs less than packing the whole list at the end.
     """
-    try:
-        packer = _packers.packer
-    except AttributeError:
-        packer = _packers.packer = msgpack.Packer(use_bin_type=True)
-    return packer.pack_array_header(len(packed)) + b"".join(packed)  # type: ignore[no-any-return]
+    return _packer().pack_array_header(len(packed)) + b"".join(packed)
 
 
 def unpack(data: bytes) -> Any:

@@ -270,8 +270,8 @@ class Tracing:
         An unsampled attempt records nothing. Its invocation's context (not sampled) is made
         current only if handler code could see it (`handlers_can_trace`): its spans are then
         not recorded either, and what it passes on carries the decision. Otherwise there is
-        nothing to end (None), and callers skip `attempt_ended`: the usual case, an unsampled
-        new trace with no provider set, costs one hash and two tests."""
+        nothing to end (None, which `attempt_ended` and `attempt_dropped` take as a no-op): the
+        usual case, an unsampled new trace with no provider set, costs one hash and two tests."""
         if not self.sampled(invocation_id, headers) and not handlers_can_trace():
             return None
         ids = self.invocation_ids(invocation_id, headers)
