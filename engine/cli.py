@@ -17,6 +17,7 @@ from . import cli_completion, cli_observe
 from .app_loader import AppLoadError, load_services
 from .config import SETTINGS, ConfigError, load_config
 from .deployments import cli as deployments_cli
+from .logs import configure_logs
 from .store import StoreLockedError
 
 ADMIN_URL = os.environ.get("HEADWAY_ADMIN_URL", "http://127.0.0.1:9070")
@@ -26,12 +27,21 @@ class CliError(Exception):
     """A one-line error for the user; exit code 1."""
 
 
+# The settings `headway dev` and `headway server` take as options; the others are set by
+# environment variable or `headway.toml`.
+_FLAGS = (
+    "data_dir", "ingress_host", "ingress_port", "admin_host", "admin_port",
+    "log_format", "log_level",
+)  # fmt: skip
+
+
 def _engine_options(parser: argparse.ArgumentParser) -> None:
     for setting in SETTINGS:
-        if setting.name in ("data_dir", "ingress_port", "admin_port", "ingress_host", "admin_host"):
+        if setting.name in _FLAGS:
             flag = "--" + setting.name.replace("_", "-")
             parser.add_argument(
                 flag, type=setting.type, default=None, dest=setting.name,
+                metavar="|".join(setting.choices) or None,
                 help=f"{setting.doc} (env {setting.env}, default {setting.default})",
             )  # fmt: skip
     parser.add_argument(
@@ -46,6 +56,7 @@ def _run_engine(args: argparse.Namespace, app: str | None) -> None:
     tune_garbage_collector()
     overrides = {s.name: getattr(args, s.name, None) for s in SETTINGS}
     config = load_config(Path(args.config) if args.config else None, overrides)
+    configure_logs(config.log_format, config.log_level)
     services = load_services(app) if app else []
     try:
         asyncio.run(serve(config, services))

@@ -14,6 +14,8 @@ from typing import Any
 from headway.connectors.kafka.clusters import KafkaCluster, clusters_from_toml
 from headway.connectors.kafka.uris import SubscriptionError
 
+from .logs import LOG_FORMATS, LOG_LEVELS
+
 
 @dataclasses.dataclass(frozen=True)
 class Setting:
@@ -22,6 +24,8 @@ class Setting:
     default: Any
     env: str
     doc: str
+    # For a setting that is one of a few words: any case is accepted, kept in lower case.
+    choices: tuple[str, ...] = ()
 
 
 SETTINGS: list[Setting] = [
@@ -54,6 +58,10 @@ SETTINGS: list[Setting] = [
             "OpenTelemetry collector to send traces to (OTLP/HTTP base URL); empty: no tracing"),
     Setting("trace_sample_ratio", float, 1.0, "HEADWAY_TRACE_SAMPLE_RATIO",
             "share of new traces recorded, 0 to 1 (a caller's traceparent decides for its own)"),
+    Setting("log_format", str, "text", "HEADWAY_LOG_FORMAT",
+            "log lines on stderr, one per event: text for people, json for machines", LOG_FORMATS),
+    Setting("log_level", str, "info", "HEADWAY_LOG_LEVEL",
+            "least severe level of log lines written", LOG_LEVELS),
     Setting("max_protocol_version", int, 7, "HEADWAY_MAX_PROTOCOL_VERSION",
             "newest service protocol version offered to deployments (5 to 7)"),
     Setting("eager_state_limit", int, 32 * 1024 * 1024, "HEADWAY_EAGER_STATE_LIMIT",
@@ -80,6 +88,8 @@ class Config:
     metrics: bool = True
     otlp_endpoint: str = ""
     trace_sample_ratio: float = 1.0
+    log_format: str = "text"
+    log_level: str = "info"
     max_protocol_version: int = 7
     eager_state_limit: int = 32 * 1024 * 1024
 
@@ -89,6 +99,12 @@ class ConfigError(ValueError):
 
 
 def _convert(setting: Setting, raw: Any, origin: str) -> Any:
+    if setting.choices:
+        word = str(raw).lower()
+        if word not in setting.choices:
+            choices = ", ".join(setting.choices)
+            raise ConfigError(f"{origin}: {setting.name} must be one of {choices}, got {raw!r}")
+        return word
     try:
         if setting.type is bool and isinstance(raw, str):
             if raw.lower() not in ("1", "0", "true", "false", "yes", "no"):

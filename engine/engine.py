@@ -52,7 +52,7 @@ class Engine:
         self.observability = Observability(config)
         self._stop_callbacks: list[Callable[[], object]] = []
 
-    async def start(self, progress: Callable[[str], None] | None = None) -> None:
+    async def start(self) -> None:
         """Opens the store, recovers, and starts processing. Raises StoreLockedError."""
         started = time.perf_counter()
         self.store = store = Store(self.config.data_dir)
@@ -89,8 +89,8 @@ class Engine:
         for key, _ in store.scan(keys.ACTIVE):
             self.invoker.start(key[len(keys.ACTIVE) :].decode())
             resumed += 1
-            if progress and resumed % 10_000 == 0:
-                progress(f"recovery: resumed {resumed} invocations")
+            if resumed % 10_000 == 0:
+                log.info("recovering", extra={"resumed": resumed})
         await self.kafka.start()
         self.recovery_seconds = time.perf_counter() - started
         self.resumed = resumed

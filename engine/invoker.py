@@ -260,7 +260,10 @@ class Attempt:
             outcome = Outcome.fail(500, f"gave up after {failures} attempts: {message}")
             self.invoker.committer.submit_nowait(End(self.invocation_id, self.attempt, outcome))
             return
-        log.info("%s attempt %d failed: %s", self.invocation_id, self.attempt, message)
+        log.info(
+            "%s attempt %d failed: %s", self.invocation_id, self.attempt, message,
+            extra={"invocation_id": self.invocation_id, "attempt": self.attempt},
+        )  # fmt: skip
         retry_at = _now_ms() + int(policy.delay_after(failures) * 1000)
         self.invoker.committer.submit_nowait(
             AttemptFailed(self.invocation_id, self.attempt, message, retry_at)

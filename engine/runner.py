@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import signal
-import sys
-from collections.abc import Callable
 
 from aiohttp import web
 from headway.sdk.definitions import ServiceDefinition
@@ -22,26 +21,21 @@ from .ingress import Ingress, start_site
 # every few Kafka records and took about a fifth of the pipeline's CPU. Cycles are still freed.
 GC_THRESHOLDS = (50_000, 20, 100)
 
+# The start-up and shutdown lines; named `headway` alone, so text lines read `headway: ready`.
+log = logging.getLogger("headway")
+
 
 def tune_garbage_collector() -> None:
     """Sets `GC_THRESHOLDS`; for a process that runs an engine (the CLI calls it)."""
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-def _say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
-async def serve(
-    config: Config,
-    services: list[ServiceDefinition],
-    *,
-    say: Callable[[str], None] = _say,
-) -> None:
-    """Starts everything, prints where it is, and runs until SIGINT or SIGTERM."""
+async def serve(config: Config, services: list[ServiceDefinition]) -> None:
+    """Starts everything, logs where it is, and runs until SIGINT or SIGTERM."""
     engine = Engine(config, services)
-    say(f"headway: opening {config.data_dir.resolve()}")
-    await engine.start(progress=say)
+    data_dir = str(config.data_dir.resolve())
+    log.info("opening", extra={"data_dir": data_dir})
+    await engine.start()
     runners: list[web.AppRunner] = []
     try:
         runners.append(
@@ -53,14 +47,20 @@ async def serve(
         for runner in runners:
             await runner.cleanup()
         raise RuntimeError(f"cannot listen: {e.strerror or e}") from None
-    say(f"headway: ingress  http://{config.ingress_host}:{config.ingress_port}")
-    say(f"headway: admin    http://{config.admin_host}:{config.admin_port}")
-    say(f"headway: data     {config.data_dir.resolve()}")
+    log.info("ingress", extra={"url": f"http://{config.ingress_host}:{config.ingress_port}"})
+    log.info("admin", extra={"url": f"http://{config.admin_host}:{config.admin_port}"})
     for info in engine.registry.services.values():
-        say(f"headway: service  {info.name} ({info.kind}): {', '.join(sorted(info.handlers))}")
-    say(
-        f"headway: ready in {engine.recovery_seconds * 1000:.0f} ms "
-        f"(resumed {engine.resumed} invocations)"
+        log.info(
+            "serving",
+            extra={"service": info.name, "kind": info.kind, "handlers": sorted(info.handlers)},
+        )
+    log.info(
+        "ready",
+        extra={
+            "data_dir": data_dir,
+            "recovery_ms": round(engine.recovery_seconds * 1000),
+            "resumed": engine.resumed,
+        },
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -69,7 +69,7 @@ async def serve(
     try:
         await stop.wait()
     finally:
-        say("headway: shutting down")
+        log.info("shutting down")
         for runner in runners:
             await runner.cleanup()
         await engine.stop()

@@ -296,7 +296,10 @@ class RemoteAttempt:
             outcome = Outcome.fail(500, f"gave up after {failures} attempts: {message}")
             self._submit(End(self.invocation_id, self.attempt, outcome))
             return
-        log.info("%s attempt %d failed: %s", self.invocation_id, self.attempt, message)
+        log.info(
+            "%s attempt %d failed: %s", self.invocation_id, self.attempt, message,
+            extra={"invocation_id": self.invocation_id, "attempt": self.attempt},
+        )  # fmt: skip
         if delay_ms is None:
             delay_ms = int(policy.delay_after(failures) * 1000)
         self._submit(AttemptFailed(self.invocation_id, self.attempt, message, _now_ms() + delay_ms))

@@ -22,6 +22,7 @@ from engine_process import EngineProcess
 
 T = TypeVar("T")
 Start = Callable[[str], EngineProcess]
+LOG_LINE_START = re.compile(r"(?=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z [A-Z]+ headway)")
 
 MODES = {
     "normal": {"HEADWAY_ALWAYS_REPLAY": "0", "HEADWAY_SUSPEND_AFTER": "0.2"},
@@ -76,10 +77,10 @@ def wait_for(probe: Callable[[], T | None], what: str, timeout: float = 15.0) ->
 def log_lines(engine: EngineProcess, prefix: str) -> list[str]:
     """The lines of the engine's output that start with `prefix` (examples print effects).
 
-    A SIGKILL can cut a printed line before its newline; the restarted engine's first banner
-    line then continues it, so banner lines are split off first.
+    A SIGKILL can cut a printed line before its newline; the restarted engine's first log line
+    then continues it, so log lines (`TIME LEVEL headway...: ...`) are split off first.
     """
-    text = engine.log().replace("headway: ", "\nheadway: ")
+    text = LOG_LINE_START.sub("\n", engine.log())
     return [line for line in text.splitlines() if line.startswith(prefix)]
 
 
