@@ -16,8 +16,9 @@ import time
 
 from headway.engine import keys
 from headway.engine.commit_record import CommittedBatch
+from headway.engine.spans import AttemptFinished, InvocationFinished
 from headway.engine.store import StoreView
-from headway.engine.tracing import SpanRecord, Tracing
+from headway.engine.tracing import Tracing
 from headway.sdk.journal import Target
 
 TARGET = Target("Counter", "add", "k")
@@ -25,7 +26,10 @@ BATCH = 16
 
 
 class _Discard:
-    def add(self, span: SpanRecord) -> None:
+    def attempt_finished(self, fact: AttemptFinished) -> None:
+        pass
+
+    def invocation_finished(self, fact: InvocationFinished) -> None:
         pass
 
     def shutdown(self) -> None:
@@ -57,8 +61,8 @@ def run(invocation_ids: list[str], committed: list[CommittedBatch]) -> float:
     started = time.perf_counter()
     for number, batch in enumerate(committed):
         for invocation_id in invocation_ids[number * BATCH : (number + 1) * BATCH]:
-            span = tracing.attempt_started(invocation_id, {})
-            tracing.attempt_ended(span, invocation_id, TARGET, 1, None)
+            span = tracing.attempt_started(invocation_id, {}, 1)
+            tracing.attempt_ended(span, invocation_id, {}, TARGET, 1, None)
         tracing.batch_committed(batch)
     return time.perf_counter() - started
 

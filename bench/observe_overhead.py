@@ -7,8 +7,9 @@ Four `headway dev bench/apps.py` engines run side by side, all started up front:
 - `traces1%`: metrics and tracing with `HEADWAY_TRACE_SAMPLE_RATIO=0.01`;
 - `traces`: metrics and tracing, every trace recorded.
 
-Traces go over OTLP/HTTP to a sink in this process that accepts and discards every export (so
-the engine pays the full encode-and-send cost).
+Traces go over OTLP/HTTP to a sink in this process that accepts and discards every export.
+The engine makes and sends the spans in a process of its own (`engine/otlp_process.py`);
+`exporter µs/req` is that process's CPU per request, beside the engine's.
 
 Each round runs the same closed-loop `bench/http_load.py` load against each engine in turn
 (order rotating per round), so drifts of a shared machine hit all alike. At the end it prints
@@ -26,6 +27,7 @@ Runtime: 4 x rounds x (duration + warmup + ~0.5 s), e.g. 4 x 8 x 5 s = under 3 m
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -60,6 +62,16 @@ class _Sink(BaseHTTPRequestHandler):
 
     def log_message(self, *args: Any) -> None:
         pass
+
+
+def children_cpu_seconds(pid: int) -> float:
+    """CPU seconds of `pid`'s running child processes (an engine's span exporting process)."""
+    total = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            with contextlib.suppress(FileNotFoundError):  # it exited since it was listed
+                total += cpu_seconds(int(child))
+    return total
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -116,6 +128,7 @@ def main(argv: list[str] | None = None) -> None:
             for name in names[r % len(names) :] + names[: r % len(names)]:
                 proc, port = engines[name]
                 cpu0, busy0, t0 = cpu_seconds(proc.pid), system_busy_seconds(), time.perf_counter()
+                exporter0 = children_cpu_seconds(proc.pid)
                 out = subprocess.run(
                     [sys.executable, str(BENCH / "http_load.py"),
                      f"http://127.0.0.1:{port}/Counter/{{key}}/add", "--json",
@@ -125,12 +138,14 @@ def main(argv: list[str] | None = None) -> None:
                 )  # fmt: skip
                 elapsed = time.perf_counter() - t0
                 engine_cpu = cpu_seconds(proc.pid) - cpu0
+                exporter_cpu = children_cpu_seconds(proc.pid) - exporter0
                 d = json.loads(out.stdout)
                 gen_cpu = d["generator_cpu_pct"] / 100 * d["seconds"]
-                other = system_busy_seconds() - busy0 - engine_cpu - gen_cpu
+                other = system_busy_seconds() - busy0 - engine_cpu - exporter_cpu - gen_cpu
                 row = {
                     "req/s": d["throughput"], "p50 ms": d["p50_ms"], "p99 ms": d["p99_ms"],
                     "engine µs/req": 1e6 * engine_cpu / max(d["requests"], 1),
+                    "exporter µs/req": 1e6 * exporter_cpu / max(d["requests"], 1),
                     "other CPU %": max(0.0, 100 * other / elapsed),
                 }  # fmt: skip
                 rows[name].append(row)

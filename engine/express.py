@@ -37,6 +37,7 @@ from .express_check import EXPRESS_COMMANDS, runs_ahead
 from .invoker import DURABLE
 from .registry import Registry
 from .store import ReadableStore
+from .trace_ids import EXPRESS_ATTEMPT
 
 if TYPE_CHECKING:
     from .observability import Observability
@@ -60,7 +61,9 @@ class _Recorder:
         if not isinstance(command, EXPRESS_COMMANDS):
             raise NotExpress(type(command).__name__)
         if self.observer is not None:
-            command = self.observer.outgoing(command, self.invocation_id, self.headers)
+            command = self.observer.outgoing(
+                command, self.invocation_id, self.headers, EXPRESS_ATTEMPT
+            )
         self.journal.append(command)
         return DURABLE
 
@@ -207,17 +210,16 @@ class ExpressLane:
         ran_at = _now_ms()
         started = time.perf_counter()
         tracing = observer.tracing if observer is not None else None
+        span = None
         if tracing is not None:  # then the id is resolved (`_entry`)
-            span = tracing.attempt_started(invoke.invocation_id, invoke.headers)
-            output = _run_in_one_step(handler.call(ctx, invoke.input, target))
-            if output is None:
-                tracing.attempt_dropped(span)
-            else:
-                tracing.attempt_ended(span, invoke.invocation_id, target, 1, None)
-        else:
-            output = _run_in_one_step(handler.call(ctx, invoke.input, target))
+            span = tracing.attempt_started(invoke.invocation_id, invoke.headers, EXPRESS_ATTEMPT)
+        output = _run_in_one_step(handler.call(ctx, invoke.input, target))
         if output is None or ctx.sm.failure is not None:
+            if tracing is not None:
+                tracing.attempt_dropped(span)
             return None
+        if tracing is not None:
+            tracing.express_ran(span, invoke.invocation_id)
         if observer is not None and observer.metrics is not None:
             observer.metrics.attempt_ended(target.service, target.handler, started)
         return tuple(recorder.journal), ran_at, output

@@ -274,7 +274,9 @@ class Attempt:
     def append(self, index: int, command: Command) -> Awaitable[None]:
         if self.invoker.observer is not None:
             headers: dict[str, str] = self.status["h"]  # type: ignore[assignment]
-            command = self.invoker.observer.outgoing(command, self.invocation_id, headers)
+            command = self.invoker.observer.outgoing(
+                command, self.invocation_id, headers, self.attempt
+            )
         if self.defers and isinstance(command, _DEFERRABLE):
             self.deferred.append((index, command))
             return DURABLE

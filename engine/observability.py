@@ -21,8 +21,10 @@ from .commit_record import CommittedBatch
 from .config import Config
 from .metrics import EngineMetrics
 from .otlp_export import OtlpExporter
+from .spans import SpanSink
 from .store import Store
-from .tracing import RESOURCE, TRACEPARENT, SpanSink, Tracing
+from .trace_ids import TRACEPARENT
+from .tracing import RESOURCE, Tracing
 
 if TYPE_CHECKING:
     from .committer import Committer
@@ -38,7 +40,10 @@ class Observability:
         self.metrics = EngineMetrics() if config.metrics else None
         sink: SpanSink | TracerProvider | None = tracer_provider
         if sink is None and config.otlp_endpoint:
-            sink = OtlpExporter(config.otlp_endpoint, RESOURCE.attributes)
+            sink = OtlpExporter(
+                config.otlp_endpoint, RESOURCE.attributes,
+                log_format=config.log_format, log_level=config.log_level,
+            )  # fmt: skip
         self.tracing = Tracing(sink, config.trace_sample_ratio) if sink is not None else None
         self._counted: asyncio.Task[None] | None = None
 
@@ -80,27 +85,30 @@ class Observability:
                 await run
             else:
                 headers: dict[str, str] = attempt.status["h"]  # type: ignore[assignment]
-                span = self.tracing.attempt_started(attempt.invocation_id, headers)
+                invocation_id, number = attempt.invocation_id, attempt.attempt
+                span = self.tracing.attempt_started(invocation_id, headers, number)
                 try:
                     await run
                 finally:
                     self.tracing.attempt_ended(
-                        span, attempt.invocation_id, target, attempt.attempt, attempt.failure
+                        span, invocation_id, headers, target, number, attempt.failure
                     )
         finally:
             run.close()  # cancelled before it began: nothing ran, and nothing should warn
             if self.metrics is not None:
                 self.metrics.attempt_ended(target.service, target.handler, started)
 
-    def outgoing(self, command: Command, invocation_id: str, headers: Mapping[str, str]) -> Command:
-        """A call, send or emitted Kafka record that a running attempt of `invocation_id`
+    def outgoing(
+        self, command: Command, invocation_id: str, headers: Mapping[str, str], attempt: int
+    ) -> Command:
+        """A call, send or emitted Kafka record that attempt `attempt` of `invocation_id`
         (whose stored headers are `headers`) issues, carrying the attempt's trace context in
         its headers (an emit keeps a `traceparent` the handler set itself)."""
         if self.tracing is None or not isinstance(command, _CARRIERS):
             return command
         if isinstance(command, Emit) and TRACEPARENT in command.headers:
             return command
-        traceparent = self.tracing.outgoing_traceparent(invocation_id, headers)
+        traceparent = self.tracing.outgoing_traceparent(invocation_id, headers, attempt)
         if isinstance(command, Emit):
             carried = {**command.headers, TRACEPARENT: traceparent.encode()}
             return dataclasses.replace(command, headers=carried)
@@ -110,7 +118,7 @@ class Observability:
         """The W3C `traceparent` of an invocation's span, or None when tracing is off.
 
         For carriers other than HTTP (the headers of Kafka records an invocation emits); the
-        other direction is `tracing.parent_headers`.
+        other direction is `trace_ids.parent_headers`.
         """
         return None if self.tracing is None else self.tracing.traceparent(invocation_id, headers)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import http.server
 import threading
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ from headway.engine.config import Config
 from headway.engine.engine import Engine
 from headway.engine.ingress import Ingress, start_site
 from headway.engine.observability import Observability
-from headway.engine.tracing import Tracing, new_provider, parent_headers
+from headway.engine.trace_ids import parent_headers
+from headway.engine.tracing import Tracing, new_provider
 from headway.sdk.journal import Call, decode_command
 from http_json import post
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -136,6 +138,28 @@ async def test_attempts_share_the_invocation_span_across_suspension(running: Run
     assert refused.status.description == "[422] no"
 
 
+async def test_an_express_invocation_has_its_run_as_attempt_zero(running: Running) -> None:
+    """Counter/add runs in the express lane (ahead of the log, created and completed in one
+    entry): its one run is attempt 0, a child of the invocation's span, within it."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(running.url + "/Counter/k/add", json=5) as resp,
+    ):
+        assert (resp.status, await resp.json()) == (200, 5)
+    spans = running.spans()
+    assert sorted(spans) == ["Counter/add", "attempt Counter/add"]
+    invocation, run = spans["Counter/add"], spans["attempt Counter/add"]
+    assert invocation.context is not None and run.context is not None
+    assert run.context.trace_id == invocation.context.trace_id
+    assert parent_of(run) == invocation.context.span_id
+    assert run.attributes is not None and run.attributes["headway.attempt"] == 0
+    assert invocation.attributes is not None and invocation.attributes["headway.key"] == "k"
+    assert invocation.start_time is not None and run.start_time is not None
+    assert run.end_time is not None and invocation.end_time is not None
+    assert invocation.start_time // 1_000_000 <= run.start_time // 1_000_000
+    assert run.start_time <= run.end_time <= invocation.end_time + 1_000_000
+
+
 @pytest.mark.parametrize("sample_ratio", [0.0])
 async def test_unsampled_traces_record_nothing_and_pass_the_decision_on(running: Running) -> None:
     """Ratio 0: no spans at all, and the call carries a traceparent marked not sampled, so the
@@ -164,33 +188,89 @@ def _derived_span_id(invocation_id: str) -> int:
     return int(traceparent.split("-")[2], 16)
 
 
-def test_engine_exports_over_otlp_when_an_endpoint_is_set(engine_factory: Any) -> None:
+class _Collector:
+    """An OTLP/HTTP collector on loopback that keeps the span names of every request."""
+
+    def __init__(self) -> None:
+        self.received: list[bytes] = []
+        received = self.received
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                assert self.path == "/v1/traces"
+                received.append(self.rfile.read(int(self.headers["content-length"])))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def names(self) -> set[str]:
+        names = set()
+        for body in self.received:
+            request = ExportTraceServiceRequest.FromString(body)
+            for resource_spans in request.resource_spans:
+                for scope_spans in resource_spans.scope_spans:
+                    names.update(span.name for span in scope_spans.spans)
+        return names
+
+
+@pytest.fixture
+def collector() -> Iterator[_Collector]:
+    collector = _Collector()
+    yield collector
+    collector.server.shutdown()
+
+
+def test_engine_exports_over_otlp_when_an_endpoint_is_set(
+    engine_factory: Any, collector: _Collector
+) -> None:
     """A real engine process with HEADWAY_OTLP_ENDPOINT sends its spans to a collector."""
-    received: list[bytes] = []
+    engine = engine_factory(APP, env={"HEADWAY_OTLP_ENDPOINT": collector.endpoint}).start()
+    assert post(engine.ingress + "/Front/relay", 1) == (200, 3)
+    engine.stop()  # a clean stop flushes the spans still buffered
+    assert collector.names() == {
+        "Front/relay", "attempt Front/relay", "Back/double", "attempt Back/double"
+    }  # fmt: skip
 
-    class Collector(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            assert self.path == "/v1/traces"
-            received.append(self.rfile.read(int(self.headers["content-length"])))
-            self.send_response(200)
-            self.end_headers()
 
-        def log_message(self, *args: Any) -> None:
-            pass
+def test_the_exporting_process_leaves_when_its_engine_is_killed(
+    engine_factory: Any, collector: _Collector
+) -> None:
+    """Spans are made and sent by a process of the engine's; SIGKILL the engine and that
+    process, its input ended, stops by itself: nothing is left running."""
+    engine = engine_factory(APP, env={"HEADWAY_OTLP_ENDPOINT": collector.endpoint}).start()
+    assert post(engine.ingress + "/Front/relay", 1) == (200, 3)
+    _wait_for(lambda: len(collector.names()) == 4)  # sent within a second, by that process
+    assert engine.proc is not None
+    (exporting,) = _children(engine.proc.pid)
+    assert "headway.engine.otlp_process" in Path(f"/proc/{exporting}/cmdline").read_text()
+    engine.kill()
+    _wait_for(lambda: _gone(exporting))
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Collector)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+def _children(pid: int) -> list[int]:
+    return [
+        int(child)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for child in (task / "children").read_text().split()
+    ]
+
+
+def _gone(pid: int) -> bool:
+    """Whether a process has exited (gone, or a zombie its new parent has yet to reap)."""
     try:
-        endpoint = f"http://127.0.0.1:{server.server_address[1]}"
-        engine = engine_factory(APP, env={"HEADWAY_OTLP_ENDPOINT": endpoint}).start()
-        assert post(engine.ingress + "/Front/relay", 1) == (200, 3)
-        engine.stop()  # a clean stop flushes the spans still buffered
-    finally:
-        server.shutdown()
-    names = set()
-    for body in received:
-        request = ExportTraceServiceRequest.FromString(body)
-        for resource_spans in request.resource_spans:
-            for scope_spans in resource_spans.scope_spans:
-                names.update(span.name for span in scope_spans.spans)
-    assert names == {"Front/relay", "attempt Front/relay", "Back/double", "attempt Back/double"}
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float = 15.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)

@@ -57,7 +57,7 @@ def test_a_records_trace_flows_through_the_invocation_into_its_outputs(
 
     asyncio.run(run())
     spans = {span.name: span for span in exporter.get_finished_spans()}
-    invocation, attempt = spans["Counts/k/on_record"], spans["attempt Counts/k/on_record"]
+    invocation, attempt = spans["Counts/on_record"], spans["attempt Counts/on_record"]
     assert invocation.context is not None and attempt.context is not None
     assert invocation.context.trace_id == TRACE
     assert invocation.parent is not None and invocation.parent.span_id == PARENT

@@ -1,17 +1,29 @@
 """Spans written straight into OTLP's wire format decode, with the official protobuf classes,
-to what they recorded; the exporter sends them in batches and survives a failing collector."""
+to what they recorded; the exporter's process sends them in batches, survives a failing
+collector, and is started again when it dies."""
 
 from __future__ import annotations
 
 import http.server
+import os
+import signal
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 from headway.engine.otlp_encoding import RequestEncoder
 from headway.engine.otlp_export import OtlpExporter
-from headway.engine.tracing import SpanRecord, format_traceparent, parse_traceparent
+from headway.engine.spans import (
+    ExceptionInfo,
+    InvocationFinished,
+    SpanRecord,
+    SpanShape,
+    handler_shapes,
+)
+from headway.engine.trace_ids import format_traceparent, invocation_ids, parse_traceparent
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from opentelemetry.trace import SpanKind
@@ -37,21 +49,30 @@ def _spans(request: bytes) -> list[Span]:
     ]
 
 
+ROOT_SHAPE = SpanShape(
+    "Counter/add", SpanKind.SERVER, {"headway.service": "Counter", "headway.flag": True},
+    ("headway.key", "headway.long", "headway.retry_count"),
+)  # fmt: skip
+CHILD_SHAPE = SpanShape(
+    "attempt Counter/add", SpanKind.INTERNAL, {}, ("headway.attempt", "headway.negative")
+)
+
+
+def _request(*spans: SpanRecord) -> bytes:
+    encoder = RequestEncoder({"service.name": "headway", "flag": True}, "headway")
+    return encoder.request([encoder.span(span) for span in spans])
+
+
 def test_spans_decode_to_what_was_recorded() -> None:
     root = SpanRecord(
-        "Counter/ada/add", TRACE, 7, 0, SpanKind.SERVER, 1_700_000_000_000_000_000,
-        1_700_000_000_250_000_000,
-        {"headway.key": "ada", "headway.long": "x" * 300, "headway.retry_count": 0},
-        "[409] cancelled",
+        ROOT_SHAPE, TRACE, 7, 0, 1_700_000_000_000_000_000, 1_700_000_000_250_000_000,
+        ("ada", "x" * 300, 0), "[409] cancelled",
     )  # fmt: skip
-    failed = _failed()
     child = SpanRecord(
-        "attempt Counter/ada/add", TRACE, 8, PARENT, SpanKind.INTERNAL, 5, 6,
-        {"headway.attempt": 3, "headway.negative": -2}, "ValueError: boom", failed,
+        CHILD_SHAPE, TRACE, 8, PARENT, 5, 6, (3, -2), "ValueError: boom",
+        ExceptionInfo.of(_failed()),
     )  # fmt: skip
-    request = RequestEncoder({"service.name": "headway", "flag": True}, "headway").encode(
-        [root, child]
-    )
+    request = _request(root, child)
     decoded = ExportTraceServiceRequest.FromString(request)
     (resource_spans,) = decoded.resource_spans
     resource = {a.key: a.value for a in resource_spans.resource.attributes}
@@ -61,14 +82,17 @@ def test_spans_decode_to_what_was_recorded() -> None:
     first, second = _spans(request)
     assert first.trace_id == TRACE.to_bytes(16) and first.span_id == (7).to_bytes(8)
     assert first.parent_span_id == b""
-    assert (first.name, first.kind) == ("Counter/ada/add", Span.SpanKind.SPAN_KIND_SERVER)
+    assert (first.name, first.kind) == ("Counter/add", Span.SpanKind.SPAN_KIND_SERVER)
     assert (first.start_time_unix_nano, first.end_time_unix_nano) == (
         1_700_000_000_000_000_000, 1_700_000_000_250_000_000
     )  # fmt: skip
     attributes = {a.key: a.value for a in first.attributes}
+    assert attributes["headway.service"].string_value == "Counter"
+    assert attributes["headway.flag"].bool_value is True
     assert attributes["headway.key"].string_value == "ada"
     assert attributes["headway.long"].string_value == "x" * 300
     assert attributes["headway.retry_count"].HasField("int_value")
+    assert attributes["headway.retry_count"].int_value == 0
     assert (first.status.code, first.status.message) == (
         Status.StatusCode.STATUS_CODE_ERROR, "[409] cancelled"
     )  # fmt: skip
@@ -86,6 +110,34 @@ def test_spans_decode_to_what_was_recorded() -> None:
     assert event_attributes["exception.message"] == "boom"
     assert "raise ValueError" in event_attributes["exception.stacktrace"]
     assert second.flags == 0x301
+
+
+@pytest.mark.parametrize("length", [0, 1, 109, 110, 111, 112, 125, 126, 127, 128, 16_383, 16_384])
+@pytest.mark.parametrize("number", [0, 127, 128, 2**40, -1])
+def test_every_value_length_and_number_decodes(length: int, number: int) -> None:
+    """Across the encoder's shortcuts: strings whose encodings were made in advance (up to
+    the key's limit) and longer ones, small ints and others, one- to three-byte lengths."""
+    value = "é" * (length // 2) + "a" * (length % 2)  # non-ASCII: bytes differ from chars
+    span = SpanRecord(ROOT_SHAPE, TRACE, 7, 0, 1, 2, (value, "", number))
+    (decoded,) = _spans(_request(span))
+    attributes = {a.key: a.value for a in decoded.attributes}
+    assert attributes["headway.key"].string_value == value
+    assert attributes["headway.long"].string_value == ""
+    assert attributes["headway.retry_count"].int_value == number
+
+
+def test_a_facts_span_has_the_ids_derived_from_its_invocation() -> None:
+    shapes = handler_shapes("Counter", "add")
+    fact = InvocationFinished("inv-1", None, "Counter", "add", "k", 1_000, 1_002, 2, None)
+    (span,) = fact.spans()
+    ids = invocation_ids("inv-1", None, 1 << 64)
+    assert (span.trace_id, span.span_id, span.parent_id) == (ids.trace_id, ids.span_id, 0)
+    assert span.shape is shapes.invocation and handler_shapes("Counter", "add") is shapes
+    assert (span.start_ns, span.end_ns) == (1_000_000_000, 1_002_000_000)
+    assert span.attributes == {
+        "headway.service": "Counter", "headway.handler": "add", "headway.invocation_id": "inv-1",
+        "headway.key": "k", "headway.retry_count": 2,
+    }  # fmt: skip
 
 
 def test_traceparent_parsing_follows_w3c() -> None:
@@ -132,25 +184,82 @@ def collector() -> Iterator[str]:
     server.shutdown()
 
 
-def _record(n: int) -> SpanRecord:
-    return SpanRecord(f"s{n}", TRACE, n + 1, 0, SpanKind.INTERNAL, n, n + 1, {})
+def _fact(n: int) -> InvocationFinished:
+    return InvocationFinished(f"inv-{n}", None, "Counter", "add", f"k{n}", n, n + 1, 0, None)
+
+
+def _invocation_ids_sent() -> list[list[str]]:
+    """The invocation ids of the spans of each request the collector took, in order."""
+    return [
+        [
+            next(a.value.string_value for a in span.attributes if a.key == "headway.invocation_id")
+            for span in _spans(body)
+        ]
+        for body in _Collector.bodies
+    ]
+
+
+def _children() -> set[int]:
+    """This process's child processes (any of its threads may have started them)."""
+    found = set()
+    for task in Path("/proc/self/task").iterdir():
+        found.update(int(pid) for pid in (task / "children").read_text().split())
+    return found
 
 
 def test_exporter_sends_full_batches_and_the_rest_on_shutdown(collector: str) -> None:
     exporter = OtlpExporter(collector, {"service.name": "headway"}, max_batch=4, delay=60)
     for n in range(10):
-        exporter.add(_record(n))
+        exporter.invocation_finished(_fact(n))
     exporter.shutdown()
-    names = [[span.name for span in _spans(body)] for body in _Collector.bodies]
-    assert [name for batch in names for name in batch] == [f"s{n}" for n in range(10)]
-    assert [len(batch) for batch in names] == [4, 4, 2]  # the remainder waited for shutdown
+    sent = _invocation_ids_sent()
+    assert [span for batch in sent for span in batch] == [f"inv-{n}" for n in range(10)]
+    assert [len(batch) for batch in sent] == [4, 4, 2]  # the remainder waited for shutdown
     assert exporter.dropped == 0
 
 
 def test_exporter_drops_what_a_failing_collector_refuses(collector: str) -> None:
+    """Counted in both processes: beyond the queue's bound here, refused by the collector
+    in the exporting process (which reports its count when it stops)."""
     _Collector.status = 503
     exporter = OtlpExporter(collector, {}, max_batch=2, max_queue=5, delay=60)
-    for n in range(8):  # three beyond the queue's bound
-        exporter.add(_record(n))
+    for n in range(8):  # three beyond the queue's bound, unless the thread sends in between
+        exporter.invocation_finished(_fact(n))
     exporter.shutdown()
     assert exporter.dropped == 8
+
+
+def test_exporter_starts_its_process_again_after_it_is_killed(collector: str) -> None:
+    before = _children()
+    exporter = OtlpExporter(collector, {}, max_batch=2, delay=60)
+    for n in range(2):
+        exporter.invocation_finished(_fact(n))
+    _wait_for(lambda: len(_Collector.bodies) == 1)
+    (first,) = _children() - before
+    os.kill(first, signal.SIGKILL)
+    _wait_for(lambda: _dead(first))
+    time.sleep(1.0)  # the exporter starts a process at most once a second
+    for n in range(2, 4):
+        exporter.invocation_finished(_fact(n))
+    _wait_for(lambda: len(_Collector.bodies) == 2)
+    (second,) = _children() - before
+    exporter.shutdown()
+    assert second != first
+    assert _invocation_ids_sent() == [["inv-0", "inv-1"], ["inv-2", "inv-3"]]
+    assert exporter.dropped == 0
+    assert _children() == before  # the second one finished too
+
+
+def _dead(pid: int) -> bool:
+    """Whether a process has exited (a zombie until its parent reaps it, or gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)

@@ -10,10 +10,14 @@ from headway.engine import keys, tracing
 from headway.engine.commit_record import CommittedBatch
 from headway.engine.config import Config
 from headway.engine.observability import Observability
+from headway.engine.spans import AttemptFinished, InvocationFinished, SpanRecord
 from headway.engine.store import StoreView
-from headway.engine.tracing import SpanRecord, Tracing, format_traceparent, new_provider
+from headway.engine.trace_ids import EXPRESS_ATTEMPT, attempt_span_id, format_traceparent
+from headway.engine.tracing import Tracing, new_provider
 from headway.sdk.journal import Call, Target
 from opentelemetry import trace
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 TARGET = Target("Counter", "add", "k")
 PARENT_TRACE = 0x0AF7651916CD43DD8448EB211C80319C
@@ -22,13 +26,16 @@ UNSAMPLED_PARENT = f"00-{PARENT_TRACE:032x}-b7ad6b7169203331-00"
 
 
 class Sink:
-    """Keeps every span it is given."""
+    """Keeps the span of every fact it is given."""
 
     def __init__(self) -> None:
         self.spans: list[SpanRecord] = []
 
-    def add(self, span: SpanRecord) -> None:
-        self.spans.append(span)
+    def attempt_finished(self, fact: AttemptFinished) -> None:
+        self.spans.append(fact.span())
+
+    def invocation_finished(self, fact: InvocationFinished) -> None:
+        self.spans.extend(fact.spans())
 
     def shutdown(self) -> None:
         pass
@@ -53,9 +60,9 @@ def current_context() -> trace.SpanContext:
 
 def run_attempt(tracer: Tracing, invocation_id: str, headers: dict[str, str]) -> Any:
     """One attempt, start to end: the context current while it ran."""
-    span = tracer.attempt_started(invocation_id, headers)
+    span = tracer.attempt_started(invocation_id, headers, 1)
     seen = current_context()
-    tracer.attempt_ended(span, invocation_id, TARGET, 1, None)
+    tracer.attempt_ended(span, invocation_id, headers, TARGET, 1, None)
     return seen
 
 
@@ -76,9 +83,9 @@ def test_an_unsampled_invocations_calls_carry_its_traceparent_marked_not_sampled
     assert observability.tracing is not None
     ids = observability.tracing.invocation_ids("inv-2", {})
     call = Call(TARGET, b"1", {"x": "y"}, None, "callee")
-    span = observability.tracing.attempt_started("inv-2", {})
-    sent = observability.outgoing(call, "inv-2", {})
-    observability.tracing.attempt_ended(span, "inv-2", TARGET, 1, None)
+    span = observability.tracing.attempt_started("inv-2", {}, 1)
+    sent = observability.outgoing(call, "inv-2", {}, 1)
+    observability.tracing.attempt_ended(span, "inv-2", {}, TARGET, 1, None)
     assert isinstance(sent, Call)
     assert sent.headers == {
         "x": "y", "traceparent": format_traceparent(ids.trace_id, ids.span_id, False)
@@ -93,9 +100,9 @@ def test_an_unsampled_parent_is_followed_and_passed_on() -> None:
     assert observability.tracing is not None
     observability.tracing.sink = sink
     headers = {"traceparent": UNSAMPLED_PARENT}
-    span = observability.tracing.attempt_started("inv-3", headers)
-    sent = observability.outgoing(Call(TARGET, b"1", {}, None, "callee"), "inv-3", headers)
-    observability.tracing.attempt_ended(span, "inv-3", TARGET, 1, None)
+    span = observability.tracing.attempt_started("inv-3", headers, 1)
+    sent = observability.outgoing(Call(TARGET, b"1", {}, None, "callee"), "inv-3", headers, 1)
+    observability.tracing.attempt_ended(span, "inv-3", headers, TARGET, 1, None)
     observability.tracing.batch_committed(completed_batch("inv-3", headers))
     assert sink.spans == []
     assert isinstance(sent, Call)
@@ -113,11 +120,11 @@ def test_once_a_provider_is_set_handlers_see_an_unsampled_context(
     sink = Sink()
     tracer = Tracing(sink, sample_ratio=0.0)
     ids = tracer.invocation_ids("inv-4", {})
-    span = tracer.attempt_started("inv-4", {})
+    span = tracer.attempt_started("inv-4", {}, 1)
     seen = current_context()
     with provider.get_tracer("handler").start_as_current_span("work") as made:
         recording = made.is_recording()
-    tracer.attempt_ended(span, "inv-4", TARGET, 1, None)
+    tracer.attempt_ended(span, "inv-4", {}, TARGET, 1, None)
     assert (seen.trace_id, seen.span_id, seen.trace_flags.sampled) == (
         ids.trace_id, ids.span_id, False,
     )  # fmt: skip
@@ -134,12 +141,12 @@ def test_a_sampled_attempt_is_current_and_handler_spans_and_calls_nest_under_it(
     tracer.sink = sink
     headers = {"traceparent": SAMPLED_PARENT}
     ids = tracer.invocation_ids("inv-5", headers)
-    span = tracer.attempt_started("inv-5", headers)
+    span = tracer.attempt_started("inv-5", headers, 1)
     attempt = current_context()
-    direct = observability.outgoing(Call(TARGET, b"1", {}, None, "a"), "inv-5", headers)
+    direct = observability.outgoing(Call(TARGET, b"1", {}, None, "a"), "inv-5", headers, 1)
     with new_provider().get_tracer("handler").start_as_current_span("work") as made:
-        inner = observability.outgoing(Call(TARGET, b"1", {}, None, "b"), "inv-5", headers)
-    tracer.attempt_ended(span, "inv-5", TARGET, 1, None)
+        inner = observability.outgoing(Call(TARGET, b"1", {}, None, "b"), "inv-5", headers, 1)
+    tracer.attempt_ended(span, "inv-5", headers, TARGET, 1, None)
     tracer.batch_committed(completed_batch("inv-5", headers))
 
     assert ids.sampled and ids.trace_id == PARENT_TRACE and ids.parent_id == 0xB7AD6B7169203331
@@ -153,10 +160,10 @@ def test_a_sampled_attempt_is_current_and_handler_spans_and_calls_nest_under_it(
     )
     (attempt_span, invocation_span) = sink.spans
     assert (attempt_span.name, attempt_span.span_id, attempt_span.parent_id) == (
-        "attempt Counter/k/add", attempt.span_id, ids.span_id,
+        "attempt Counter/add", attempt.span_id, ids.span_id,
     )  # fmt: skip
     assert (invocation_span.name, invocation_span.span_id, invocation_span.parent_id) == (
-        "Counter/k/add", ids.span_id, ids.parent_id,
+        "Counter/add", ids.span_id, ids.parent_id,
     )  # fmt: skip
     assert not current_context().is_valid
 
@@ -167,7 +174,7 @@ def test_ids_are_kept_for_recent_invocations_and_stay_the_same_when_forgotten() 
     assert tracer.invocation_ids("inv-0", {}) is first
     for i in range(3 * tracing._KEPT):
         tracer.invocation_ids(f"other-{i}", {})
-    assert len(tracer._recent) + len(tracer._older) <= 2 * tracing._KEPT
+    assert len(tracer._ids) <= 2 * tracing._KEPT
     again = tracer.invocation_ids("inv-0", {})
     assert again is not first and again == first
     sampled = sum(tracer.invocation_ids(f"other-{i}", {}).sampled for i in range(2000))
@@ -211,3 +218,73 @@ def test_completions_get_spans_exactly_when_their_invocations_are_sampled() -> N
     ]
     assert 60 < len(expected) < 120
     assert [span.attributes["headway.invocation_id"] for span in sink.spans] == expected
+
+
+def test_without_a_provider_calls_name_the_attempts_derived_span() -> None:
+    """The OTLP exporter's case: nothing is made current (no handler could see it), and a
+    call from attempt 2 names attempt 2's span, the one its attempt span gets."""
+    sink = Sink()
+    tracer = Tracing(sink)
+    headers = {"traceparent": SAMPLED_PARENT}
+    span = tracer.attempt_started("inv-6", headers, 2)
+    seen = current_context()
+    sent = tracer.outgoing_traceparent("inv-6", headers, 2)
+    tracer.attempt_ended(span, "inv-6", headers, TARGET, 2, ValueError("boom"))
+    (attempt_span,) = sink.spans
+    assert not seen.is_valid
+    assert attempt_span.span_id == attempt_span_id("inv-6", 2) != attempt_span_id("inv-6", 1)
+    assert sent == format_traceparent(PARENT_TRACE, attempt_span.span_id, True)
+    assert attempt_span.attributes["headway.attempt"] == 2
+    assert attempt_span.error == "ValueError: boom"
+    assert attempt_span.exception is not None and attempt_span.exception.message == "boom"
+
+
+def test_a_providers_sampler_keeps_exactly_the_traces_headway_samples() -> None:
+    """The trace id's lower 64 bits are the hash Headway decides on, which is what
+    OpenTelemetry's ratio sampler reads: every sampled root reaches the provider's exporter."""
+    exporter = InMemorySpanExporter()
+    provider = new_provider(0.5)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = Tracing(provider, sample_ratio=0.5)
+    invocation_ids = [f"inv_1{n:026d}" for n in range(400)]
+    for invocation_id in invocation_ids:
+        run_attempt(tracer, invocation_id, {})
+        tracer.batch_committed(completed_batch(invocation_id, {}))
+    sampled = {i for i in invocation_ids if tracer.sampled(i, {})}
+    exported = exporter.get_finished_spans()
+    assert 150 < len(sampled) < 250
+    for name in ("Counter/add", "attempt Counter/add"):
+        assert {
+            span.attributes["headway.invocation_id"] for span in exported if span.name == name
+        } == sampled  # fmt: skip
+
+
+def test_an_express_runs_span_comes_with_its_invocations_completion() -> None:
+    """The run's times wait for the completion's fact; a run given up (its invocation then
+    completed the durable way, from attempt 1) keeps its attempt 0 span beside attempt 1's."""
+    sink = Sink()
+    tracer = Tracing(sink)
+    span = tracer.attempt_started("inv-7", {}, EXPRESS_ATTEMPT)
+    tracer.express_ran(span, "inv-7")
+    assert sink.spans == []
+    durable = tracer.attempt_started("inv-7", {}, 1)
+    tracer.attempt_ended(durable, "inv-7", {}, TARGET, 1, None)
+    tracer.batch_committed(completed_batch("inv-7", {}))
+    attempt_1, invocation, attempt_0 = sink.spans
+    ids = tracer.invocation_ids("inv-7", {})
+    assert (invocation.name, invocation.span_id) == ("Counter/add", ids.span_id)
+    for attempt, number in ((attempt_0, 0), (attempt_1, 1)):
+        assert attempt.name == "attempt Counter/add" and attempt.parent_id == ids.span_id
+        assert attempt.span_id == attempt_span_id("inv-7", number)
+        assert attempt.attributes["headway.attempt"] == number
+        assert attempt.start_ns <= attempt.end_ns
+    tracer.batch_committed(completed_batch("inv-7", {}))  # its run went with the first
+    assert [span.name for span in sink.spans[3:]] == ["Counter/add"]
+
+
+def test_an_unsampled_express_run_keeps_nothing() -> None:
+    sink = Sink()
+    tracer = Tracing(sink, sample_ratio=0.0)
+    tracer.express_ran(tracer.attempt_started("inv-8", {}, EXPRESS_ATTEMPT), "inv-8")
+    tracer.batch_committed(completed_batch("inv-8", {}))
+    assert sink.spans == [] and len(tracer._express_runs) == 0
