@@ -34,34 +34,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 from ab import package_dir  # noqa: E402
+from observe_variants import Sink, start_sink  # noqa: E402
+from observe_variants import variants as observe_variants  # noqa: E402
 from run_core import cpu_seconds, free_port, http, system_busy_seconds  # noqa: E402
-
-
-class _Sink(BaseHTTPRequestHandler):
-    """An OTLP/HTTP collector that accepts every export and keeps only a count."""
-
-    exports = 0
-    received_bytes = 0
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("content-length", 0)))
-        _Sink.exports += 1
-        _Sink.received_bytes += len(body)
-        self.send_response(200)
-        self.send_header("content-length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
 
 
 def children_cpu_seconds(pid: int) -> float:
@@ -90,15 +71,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
 
-    sink = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
-    threading.Thread(target=sink.serve_forever, daemon=True).start()
-    otlp = f"http://127.0.0.1:{sink.server_address[1]}"
-    variants = {
-        "off": {"HEADWAY_METRICS": "0"},
-        "metrics": {},
-        "traces1%": {"HEADWAY_OTLP_ENDPOINT": otlp, "HEADWAY_TRACE_SAMPLE_RATIO": "0.01"},
-        "traces": {"HEADWAY_OTLP_ENDPOINT": otlp},
-    }
+    sink, otlp = start_sink()
+    variants = observe_variants(otlp)
     work = Path(tempfile.mkdtemp(prefix="headway-observe-"))
     if args.baseline is not None:
         pythonpath = str(package_dir(args.baseline.resolve(), work / "baseline"))
@@ -151,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
                 rows[name].append(row)
                 print(f"round {r + 1} {name:>8}: " + "  ".join(
                     f"{k} {v:,.1f}" for k, v in row.items()), flush=True)  # fmt: skip
-        print(f"\nOTLP exports received: {_Sink.exports} ({_Sink.received_bytes:,} bytes)")
+        print(f"\nOTLP exports received: {Sink.exports} ({Sink.received_bytes:,} bytes)")
         print("medians (ratio to off):")
         medians = {
             name: {k: statistics.median(x[k] for x in rows[name]) for k in rows[name][0]}

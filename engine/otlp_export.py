@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Mapping
+from typing import Any
 
 import msgpack
 
@@ -65,21 +66,20 @@ class OtlpExporter:
 
     def attempt_finished(self, fact: AttemptFinished) -> None:
         """Queues a finished attempt's fact (any thread; never blocks)."""
-        waiting = len(self._attempts) + len(self._invocations)
-        if waiting >= self._max_queue:
-            self.dropped += 1
-            return
-        self._attempts.append(fact)
-        if waiting + 1 >= self._max_batch and not self._wake.is_set():
-            self._wake.set()
+        self._queue(self._attempts, fact)
 
     def invocation_finished(self, fact: InvocationFinished) -> None:
         """Queues a completed invocation's fact (any thread; never blocks)."""
+        self._queue(self._invocations, fact)
+
+    def _queue(
+        self, queue: collections.deque[Any], fact: AttemptFinished | InvocationFinished
+    ) -> None:
         waiting = len(self._attempts) + len(self._invocations)
         if waiting >= self._max_queue:
             self.dropped += 1
             return
-        self._invocations.append(fact)
+        queue.append(fact)
         if waiting + 1 >= self._max_batch and not self._wake.is_set():
             self._wake.set()
 

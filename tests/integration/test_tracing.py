@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import http.server
 import threading
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
+from processes import children, exited, wait_for
 
 APP = Path(__file__).parent.parent / "apps" / "observe_app.py"
 CLIENT_TRACE = 0x0AF7651916CD43DD8448EB211C80319C
@@ -245,32 +245,9 @@ def test_the_exporting_process_leaves_when_its_engine_is_killed(
     process, its input ended, stops by itself: nothing is left running."""
     engine = engine_factory(APP, env={"HEADWAY_OTLP_ENDPOINT": collector.endpoint}).start()
     assert post(engine.ingress + "/Front/relay", 1) == (200, 3)
-    _wait_for(lambda: len(collector.names()) == 4)  # sent within a second, by that process
+    wait_for(lambda: len(collector.names()) == 4)  # sent within a second, by that process
     assert engine.proc is not None
-    (exporting,) = _children(engine.proc.pid)
+    (exporting,) = children(engine.proc.pid)
     assert "headway.engine.otlp_process" in Path(f"/proc/{exporting}/cmdline").read_text()
     engine.kill()
-    _wait_for(lambda: _gone(exporting))
-
-
-def _children(pid: int) -> list[int]:
-    return [
-        int(child)
-        for task in Path(f"/proc/{pid}/task").iterdir()
-        for child in (task / "children").read_text().split()
-    ]
-
-
-def _gone(pid: int) -> bool:
-    """Whether a process has exited (gone, or a zombie its new parent has yet to reap)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
-
-
-def _wait_for(condition: Callable[[], bool], seconds: float = 15.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
+    wait_for(lambda: exited(exporting))

@@ -32,6 +32,8 @@ def record(
 
 
 FIELDS = {"invocation_id": "inv_1abc", "attempt": 2, "reason": "timed out", "services": ["A", "B"]}
+# The first three keys of a JSON line for `record(...)`'s record.
+RECORD_KEYS = {"time": "2024-05-06T07:08:09.123Z", "level": "WARNING", "logger": "headway.invoker"}
 
 
 def failure() -> tuple[ValueError, Any]:
@@ -66,9 +68,7 @@ def test_json_line_has_the_four_keys_then_the_fields() -> None:
     line = JsonFormatter().format(record("attempt %d failed", 2, extra=FIELDS))
     assert "\n" not in line
     assert json.loads(line) == {
-        "time": "2024-05-06T07:08:09.123Z",
-        "level": "WARNING",
-        "logger": "headway.invoker",
+        **RECORD_KEYS,
         "message": "attempt 2 failed",
         **FIELDS,
     }
@@ -80,9 +80,7 @@ def test_json_line_carries_the_exception_text() -> None:
     line = JsonFormatter().format(record("failed\nbadly", exc_info=exc_info))
     assert "\n" not in line
     assert json.loads(line) == {
-        "time": "2024-05-06T07:08:09.123Z",
-        "level": "WARNING",
-        "logger": "headway.invoker",
+        **RECORD_KEYS,
         "message": "failed\nbadly",
         "exception": "".join(traceback.format_exception(error)).rstrip("\n"),
     }
@@ -91,9 +89,7 @@ def test_json_line_carries_the_exception_text() -> None:
 def test_json_fields_never_replace_the_four_keys_and_odd_values_become_strings() -> None:
     line = JsonFormatter().format(record("m", extra={"level": "x", "path": Path("/data")}))
     assert json.loads(line) == {
-        "time": "2024-05-06T07:08:09.123Z",
-        "level": "WARNING",
-        "logger": "headway.invoker",
+        **RECORD_KEYS,
         "message": "m",
         "path": "/data",
     }

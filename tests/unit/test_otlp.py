@@ -9,8 +9,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import pytest
@@ -27,6 +26,7 @@ from headway.engine.trace_ids import format_traceparent, invocation_ids, parse_t
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from opentelemetry.trace import SpanKind
+from processes import children, exited, wait_for
 
 TRACE = 0x0AF7651916CD43DD8448EB211C80319C
 PARENT = 0xB7AD6B7169203331
@@ -199,14 +199,6 @@ def _invocation_ids_sent() -> list[list[str]]:
     ]
 
 
-def _children() -> set[int]:
-    """This process's child processes (any of its threads may have started them)."""
-    found = set()
-    for task in Path("/proc/self/task").iterdir():
-        found.update(int(pid) for pid in (task / "children").read_text().split())
-    return found
-
-
 def test_exporter_sends_full_batches_and_the_rest_on_shutdown(collector: str) -> None:
     exporter = OtlpExporter(collector, {"service.name": "headway"}, max_batch=4, delay=60)
     for n in range(10):
@@ -230,36 +222,21 @@ def test_exporter_drops_what_a_failing_collector_refuses(collector: str) -> None
 
 
 def test_exporter_starts_its_process_again_after_it_is_killed(collector: str) -> None:
-    before = _children()
+    before = set(children(os.getpid()))
     exporter = OtlpExporter(collector, {}, max_batch=2, delay=60)
     for n in range(2):
         exporter.invocation_finished(_fact(n))
-    _wait_for(lambda: len(_Collector.bodies) == 1)
-    (first,) = _children() - before
+    wait_for(lambda: len(_Collector.bodies) == 1)
+    (first,) = set(children(os.getpid())) - before
     os.kill(first, signal.SIGKILL)
-    _wait_for(lambda: _dead(first))
+    wait_for(lambda: exited(first))
     time.sleep(1.0)  # the exporter starts a process at most once a second
     for n in range(2, 4):
         exporter.invocation_finished(_fact(n))
-    _wait_for(lambda: len(_Collector.bodies) == 2)
-    (second,) = _children() - before
+    wait_for(lambda: len(_Collector.bodies) == 2)
+    (second,) = set(children(os.getpid())) - before
     exporter.shutdown()
     assert second != first
     assert _invocation_ids_sent() == [["inv-0", "inv-1"], ["inv-2", "inv-3"]]
     assert exporter.dropped == 0
-    assert _children() == before  # the second one finished too
-
-
-def _dead(pid: int) -> bool:
-    """Whether a process has exited (a zombie until its parent reaps it, or gone)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
-
-
-def _wait_for(condition: Callable[[], bool], seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
+    assert set(children(os.getpid())) == before  # the second one finished too
