@@ -49,8 +49,9 @@ def children_cpu_seconds(pid: int) -> float:
     """CPU seconds of `pid`'s running child processes (an engine's span exporting process)."""
     total = 0.0
     for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            with contextlib.suppress(FileNotFoundError):  # it exited since it was listed
+        # A thread or a child may end between being listed and being read.
+        with contextlib.suppress(FileNotFoundError):
+            for child in (task / "children").read_text().split():
                 total += cpu_seconds(int(child))
     return total
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -9,11 +10,11 @@ from pathlib import Path
 
 def children(pid: int) -> list[int]:
     """The child processes of `pid` (any of its threads may have started them)."""
-    return [
-        int(child)
-        for task in Path(f"/proc/{pid}/task").iterdir()
-        for child in (task / "children").read_text().split()
-    ]
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError):  # the thread ended since it was listed
+            found += [int(child) for child in (task / "children").read_text().split()]
+    return found
 
 
 def exited(pid: int) -> bool:
