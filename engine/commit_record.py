@@ -12,12 +12,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from headway.sdk.frozen import frozen
+
 from . import keys
 from .entries import Express
 from .hot_reads import HotReads
 from .store import StoreView, unpack
 
 Status = dict[str, Any]
+
 
 _INVOCATION = keys.INVOCATION[0]
 _OBJECT_LOCK = keys.OBJECT_LOCK[0]
@@ -45,7 +48,7 @@ class FirstReads:
         return value
 
 
-@dataclasses.dataclass(frozen=True)
+@frozen  # made for every batch: `dataclass(frozen=True)` would set each field by a call
 class CommittedBatch:
     """One durable group commit.
 
@@ -64,7 +67,3 @@ class CommittedBatch:
     expressed: list[Express] = dataclasses.field(default_factory=list)
     # Every invocation this batch completed, with its status after (the processor's list).
     finished: list[tuple[str, Status]] = dataclasses.field(default_factory=list)
-
-    @property
-    def changed(self) -> dict[bytes, Any]:
-        return self.view.changes

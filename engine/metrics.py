@@ -8,16 +8,17 @@ once at start plus the changes of every batch since, so a scrape reads no record
 The values are plain numbers, turned into Prometheus families only when scraped: prometheus
 client's own metric objects take a lock and validate on every update, which cost more than
 all the counting here. Updates and scrapes both run on the engine's event loop, so plain
-numbers need no lock.
+numbers need no lock. The counting runs for every invocation, so it is kept to a few dict
+reads and list appends per record (`_Histogram`, `EngineMetrics.batch_committed`).
 """
 
 from __future__ import annotations
 
 import time
-from bisect import bisect_left
+from bisect import bisect_right
 from collections import Counter as Tally
 from collections.abc import Callable, Iterator
-from typing import Any
+from time import perf_counter
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
@@ -31,32 +32,58 @@ from rocksdict import Rdict
 
 from . import keys
 from .commit_record import CommittedBatch
-from .store import unpack
+from .store import DELETED, unpack
 
 _LATENCY_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
     60.0, 300.0, 3600.0,
 )  # fmt: skip
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+# The first byte of a key tells the records counted here from the rest: no other prefix in
+# `keys` begins with these (tests/unit/test_metrics.py checks), so no `startswith` is needed.
+# `_COUNTED[first byte]`: a tuple read, the cheapest test in the loop over every changed key.
 _INVOCATION, _TIMER, _OBJECT_LOCK = keys.INVOCATION[0], keys.TIMER[0], keys.OBJECT_LOCK[0]
+_COUNTED = tuple(byte in (_INVOCATION, _TIMER, _OBJECT_LOCK) for byte in range(256))
 _FSYNC_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
+_FOLD_EVERY = 4096  # committed entries between two counts of the histograms' values
 
 
 class _Histogram:
-    """Counts per bucket (the last one is +Inf) and a sum."""
+    """Counts per bucket (the last one is +Inf) and a sum.
 
-    __slots__ = ("bounds", "counts", "sum")
+    An observation is only appended to `values`; `fold` counts them in bulk (sorted, then one
+    bisect per bucket), when `EngineMetrics.fold` asks. A bisect per observation, over the
+    bounds as Python floats, cost more than the rest of the counting.
+    """
+
+    __slots__ = ("bounds", "counts", "sum", "values")
 
     def __init__(self, bounds: tuple[float, ...]) -> None:
         self.bounds = bounds
         self.counts = [0] * (len(bounds) + 1)
         self.sum = 0.0
+        self.values: list[float] = []
 
-    def observe(self, value: float) -> None:
-        self.counts[bisect_left(self.bounds, value)] += 1  # first bound >= value: `le`
-        self.sum += value
+    def fold(self) -> None:
+        """Counts the values gathered into the buckets (a value goes to the first bound it is
+        not above: Prometheus' `le`)."""
+        values = self.values
+        if not values:
+            return
+        self.sum = sum(values, self.sum)  # in the order observed, before the sort
+        values.sort()
+        counts, counted = self.counts, 0
+        for bucket, bound in enumerate(self.bounds):
+            if counted == len(values):
+                break
+            upto = bisect_right(values, bound)
+            counts[bucket] += upto - counted
+            counted = upto
+        counts[-1] += len(values) - counted
+        values.clear()
 
     def add_to(self, family: HistogramMetricFamily, labels: list[str]) -> None:
+        """Adds the counts, as of the last `fold`, to a family being scraped."""
         cumulative, buckets = 0, []
         for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
             cumulative += count
@@ -98,6 +125,7 @@ class _Families(Collector):
 
     def collect(self) -> Iterator[Metric]:
         m = self.metrics
+        m.fold()
         handlers = sorted(m.handlers.items())
         labels = ["service", "handler"]
         for attr, name, doc in _COUNTERS:
@@ -141,8 +169,11 @@ class EngineMetrics:
 
     def __init__(self) -> None:
         self.handlers: dict[tuple[str, str], _PerHandler] = {}
+        # The same, by service then handler: two dict reads by str cost half of one by tuple.
+        self._by_service: dict[str, dict[str, _PerHandler]] = {}
         self.batch_entries = _Histogram(_BATCH_BUCKETS)
         self.fsync_seconds = _Histogram(_FSYNC_BUCKETS)
+        self._unfolded = 0  # entries committed since the last `fold`
         self.by_status: Tally[str] = Tally()
         self.inbox = 0
         self.timers = 0
@@ -150,9 +181,11 @@ class EngineMetrics:
         self.registry.register(_Families(self))
 
     def handler(self, service: str, handler: str) -> _PerHandler:
+        """The numbers of a handler; the hot paths read `_by_service` and call this on a miss."""
         found = self.handlers.get((service, handler))
         if found is None:
             found = self.handlers[(service, handler)] = _PerHandler()
+            self._by_service.setdefault(service, {})[handler] = found
         return found
 
     def store_counter(self, db: Rdict) -> Callable[[], Tally[str]]:
@@ -196,59 +229,98 @@ class EngineMetrics:
     def batch_committed(self, batch: CommittedBatch) -> None:
         """Counts what one batch changed: one pass over its changed keys, no store reads.
 
-        Status moves are tallied for the whole batch and applied once; this runs for every
-        batch, so it stays a single loop with one int test ruling out most keys."""
-        self.batch_entries.observe(batch.entries)
-        self.fsync_seconds.observe(batch.fsync_seconds)
-        statuses, queues, reads, deleted = (
-            batch.statuses, batch.queues, batch.view.reads, batch.view.deleted
-        )  # fmt: skip
+        This runs for every batch over every key it changed, so it is one flat loop: a look-up
+        of the first byte passes over most keys, a transition is counted inline, and status
+        moves are tallied for the whole batch and applied once."""
+        self.batch_entries.values.append(batch.entries)
+        self.fsync_seconds.values.append(batch.fsync_seconds)
+        statuses, queues, reads = batch.statuses, batch.queues, batch.view.reads
+        by_service = self._by_service
         entered: list[str] = []
         left: list[str] = []
         timers = inbox = 0
-        for key, value in batch.changed.items():
+        for key, new in batch.view.changes.items():
             first = key[0]
+            if not _COUNTED[first]:
+                continue
             if first == _INVOCATION:
-                if not key.startswith(keys.INVOCATION):
-                    continue
                 old = statuses.get(key)
                 if old is not None:
                     left.append(old["st"])
-                if not deleted(value):
-                    entered.append(value["st"])
-                    self._transition(old, value)
+                if new is DELETED:
+                    continue
+                status = new["st"]
+                entered.append(status)
+                target = new["t"]
+                try:
+                    numbers = by_service[target[0]][target[1]]
+                except KeyError:
+                    numbers = self.handler(target[0], target[1])
+                if old is None:  # made in this batch
+                    if new["a"]:
+                        numbers.started += 1
+                    if new["rc"]:
+                        numbers.retries += new["rc"]
+                    if status != "completed":
+                        continue
+                else:
+                    if new["a"] and not old["a"]:
+                        numbers.started += 1
+                    if new["rc"] > old["rc"]:
+                        numbers.retries += new["rc"] - old["rc"]
+                    if status != "completed" or old["st"] == "completed":
+                        continue
+                if new["o"][0] == 1:  # an encoded Outcome: [1, code, message] is a failure
+                    numbers.failed += 1
+                else:
+                    numbers.completed += 1
+                numbers.duration.values.append((new["ma"] - new["ca"]) / 1000)
             elif first == _TIMER:
-                if key.startswith(keys.TIMER):
-                    # A timer key is new (a fresh sequence number) or read before it is deleted.
-                    timers += (not deleted(value)) - (reads.get(key) is not None)
-            elif first == _OBJECT_LOCK and key.startswith(keys.OBJECT_LOCK):
-                inbox += (0 if deleted(value) else len(value[1])) - queues.get(key, 0)
-        self.by_status.update(entered)
+                # A timer is put under a new key (a fresh sequence number), and read before it
+                # is deleted: one deleted unread was added in this batch, and never counted.
+                if new is not DELETED:
+                    timers += 1
+                elif reads.get(key) is not None:
+                    timers -= 1
+            else:
+                inbox += (0 if new is DELETED else len(new[1])) - queues.get(key, 0)
+        by_status = self.by_status
+        for status in set(entered):  # a few statuses, each counted by list.count in C
+            by_status[status] += entered.count(status)
         if left:
-            self.by_status.subtract(Tally(left))
+            for status in set(left):
+                by_status[status] -= left.count(status)
         self.timers += timers
         self.inbox += inbox
-        for express in batch.expressed:
+        for express in batch.expressed:  # one per Kafka record, on a busy subscription
             target = express.invoke.target
-            numbers = self.handler(target.service, target.handler)
+            try:
+                numbers = by_service[target.service][target.handler]
+            except KeyError:
+                numbers = self.handler(target.service, target.handler)
             numbers.started += 1
             numbers.completed += 1
-            numbers.duration.observe((batch.now_ms - express.ran_at_ms) / 1000)
-
-    def _transition(self, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
-        target = new["t"]
-        numbers = self.handler(target[0], target[1])
-        if new["a"] >= 1 and (old is None or old["a"] == 0):
-            numbers.started += 1
-        if new["rc"] and (retried := new["rc"] - (old["rc"] if old is not None else 0)) > 0:
-            numbers.retries += retried
-        if new["st"] == "completed" and (old is None or old["st"] != "completed"):
-            if new["o"][0] == 1:  # an encoded Outcome: [1, code, message] is a failure
-                numbers.failed += 1
-            else:
-                numbers.completed += 1
-            numbers.duration.observe((new["ma"] - new["ca"]) / 1000)
+            numbers.duration.values.append((batch.now_ms - express.ran_at_ms) / 1000)
+        self._unfolded += batch.entries
+        if self._unfolded >= _FOLD_EVERY:
+            self.fold()
 
     def attempt_ended(self, service: str, handler: str, started: float) -> None:
         """Records one attempt's run time (`started` from `time.perf_counter()`)."""
-        self.handler(service, handler).attempt.observe(time.perf_counter() - started)
+        seconds = perf_counter() - started
+        try:
+            numbers = self._by_service[service][handler]
+        except KeyError:
+            numbers = self.handler(service, handler)
+        numbers.attempt.values.append(seconds)
+
+    def fold(self) -> None:
+        """Counts the values every histogram gathered: before a scrape, and after every
+        `_FOLD_EVERY` committed entries. Each attempt and each completion comes with an entry
+        of its own, so that bounds the values waiting."""
+        self._unfolded = 0
+        self.batch_entries.fold()
+        self.fsync_seconds.fold()
+        for numbers in self.handlers.values():
+            numbers.duration.fold()
+            numbers.attempt.fold()
