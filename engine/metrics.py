@@ -40,7 +40,7 @@ _LATENCY_BUCKETS = (
 )  # fmt: skip
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 # The first byte of a key tells the records counted here from the rest: no other prefix in
-# `keys` begins with these (tests/unit/test_metrics_counting.py checks), so no `startswith` is needed.
+# `keys` begins with these (tests/unit/test_metrics_counting.py checks), so no `startswith`.
 # `_COUNTED[first byte]`: a tuple read, the cheapest test in the loop over every changed key.
 _INVOCATION, _TIMER, _OBJECT_LOCK = keys.INVOCATION[0], keys.TIMER[0], keys.OBJECT_LOCK[0]
 _COUNTED = tuple(byte in (_INVOCATION, _TIMER, _OBJECT_LOCK) for byte in range(256))
