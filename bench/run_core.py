@@ -58,10 +58,21 @@ def say(line: str) -> None:
     print(f"[bench] {line}", file=sys.stderr, flush=True)
 
 
+_given_ports: set[int] = set()
+_giving_ports = threading.Lock()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port free now and not given before by this process: engines started side by side take
+    a while to bind theirs, and meanwhile the system may offer the same free port again."""
+    with _giving_ports:
+        while True:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = int(s.getsockname()[1])
+            if port not in _given_ports:
+                _given_ports.add(port)
+                return port
 
 
 def rss_mb(pid: int) -> float:
