@@ -29,7 +29,7 @@ class _Discard:
     def attempt_finished(self, fact: AttemptFinished) -> None:
         pass
 
-    def invocation_finished(self, fact: InvocationFinished) -> None:
+    def invocations_finished(self, facts: list[InvocationFinished]) -> None:
         pass
 
     def shutdown(self) -> None:

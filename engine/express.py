@@ -37,7 +37,7 @@ from .express_check import EXPRESS_COMMANDS, runs_ahead
 from .invoker import DURABLE
 from .registry import Registry
 from .store import ReadableStore
-from .trace_ids import EXPRESS_ATTEMPT
+from .trace_ids import CARRIERS, EXPRESS_ATTEMPT
 
 if TYPE_CHECKING:
     from .observability import Observability
@@ -60,7 +60,7 @@ class _Recorder:
     def append(self, index: int, command: Command) -> Awaitable[None]:
         if not isinstance(command, EXPRESS_COMMANDS):
             raise NotExpress(type(command).__name__)
-        if self.observer is not None:
+        if self.observer is not None and isinstance(command, CARRIERS):
             command = self.observer.outgoing(
                 command, self.invocation_id, self.headers, EXPRESS_ATTEMPT
             )

@@ -38,6 +38,7 @@ from .committer import Committer
 from .entries import Append, AttemptFailed, Complete, End, Suspend
 from .registry import Registry
 from .store import Store
+from .trace_ids import CARRIERS
 
 if TYPE_CHECKING:
     from .observability import Observability
@@ -272,7 +273,7 @@ class Attempt:
     # -- Transport -------------------------------------------------------------------------
 
     def append(self, index: int, command: Command) -> Awaitable[None]:
-        if self.invoker.observer is not None:
+        if self.invoker.observer is not None and isinstance(command, CARRIERS):
             headers: dict[str, str] = self.status["h"]  # type: ignore[assignment]
             command = self.invoker.observer.outgoing(
                 command, self.invocation_id, headers, self.attempt

@@ -30,8 +30,6 @@ if TYPE_CHECKING:
     from .committer import Committer
     from .invoker import Attempt, Invoker
 
-_CARRIERS = (Call, Send, Emit)  # commands that carry trace context (a tuple: cheaper to test)
-
 
 class Observability:
     """One engine's metrics registry and, if enabled, its tracing."""
@@ -99,12 +97,13 @@ class Observability:
                 self.metrics.attempt_ended(target.service, target.handler, started)
 
     def outgoing(
-        self, command: Command, invocation_id: str, headers: Mapping[str, str], attempt: int
-    ) -> Command:
-        """A call, send or emitted Kafka record that attempt `attempt` of `invocation_id`
-        (whose stored headers are `headers`) issues, carrying the attempt's trace context in
-        its headers (an emit keeps a `traceparent` the handler set itself)."""
-        if self.tracing is None or not isinstance(command, _CARRIERS):
+        self, command: Call | Send | Emit, invocation_id: str, headers: Mapping[str, str],
+        attempt: int,
+    ) -> Command:  # fmt: skip
+        """A call, send or emitted Kafka record (`trace_ids.CARRIERS`) that attempt `attempt` of
+        `invocation_id` (whose stored headers are `headers`) issues, carrying the attempt's
+        trace context in its headers (an emit keeps a `traceparent` the handler set itself)."""
+        if self.tracing is None:
             return command
         if isinstance(command, Emit) and TRACEPARENT in command.headers:
             return command

@@ -1,14 +1,14 @@
 """Sends an engine's spans to an OpenTelemetry collector over OTLP/HTTP, through a process of
 its own (`otlp_process.py`).
 
-Recording a span costs the event loop one small tuple and an append. A worker thread hands
-the queued facts to the exporting process in msgpack-encoded batches, once `max_batch` are
-waiting or every `delay` seconds; that process makes the spans, encodes them and talks to the
-collector, on another core and off this process's GIL. Spans are telemetry: beyond
-`max_queue` waiting facts new ones are dropped and counted, and if the exporting process dies
-it is started again (at most once a second), the batch it could not take dropped and counted,
-so neither a slow collector nor a failed exporter holds back invocations or grows memory
-without bound.
+Recording spans costs the event loop a small tuple per span and an append per committed
+batch. A worker thread hands the queued facts to the exporting process in msgpack-encoded
+batches, once `max_batch` are waiting or every `delay` seconds; that process makes the spans,
+encodes them and talks to the collector, on another core and off this process's GIL. Spans
+are telemetry: beyond `max_queue` waiting facts new ones are dropped and counted, and if the
+exporting process dies it is started again (at most once a second), the batch it could not
+take dropped and counted, so neither a slow collector nor a failed exporter holds back
+invocations or grows memory without bound.
 """
 
 from __future__ import annotations
@@ -66,21 +66,23 @@ class OtlpExporter:
 
     def attempt_finished(self, fact: AttemptFinished) -> None:
         """Queues a finished attempt's fact (any thread; never blocks)."""
-        self._queue(self._attempts, fact)
+        self._queue(self._attempts, [fact])
 
-    def invocation_finished(self, fact: InvocationFinished) -> None:
-        """Queues a completed invocation's fact (any thread; never blocks)."""
-        self._queue(self._invocations, fact)
+    def invocations_finished(self, facts: list[InvocationFinished]) -> None:
+        """Queues completed invocations' facts (any thread; never blocks)."""
+        self._queue(self._invocations, facts)
 
     def _queue(
-        self, queue: collections.deque[Any], fact: AttemptFinished | InvocationFinished
+        self, queue: collections.deque[Any], facts: list[AttemptFinished] | list[InvocationFinished]
     ) -> None:
+        """Queues as many of `facts` as `max_queue` has room for, and drops the rest."""
         waiting = len(self._attempts) + len(self._invocations)
-        if waiting >= self._max_queue:
-            self.dropped += 1
-            return
-        queue.append(fact)
-        if waiting + 1 >= self._max_batch and not self._wake.is_set():
+        room = max(self._max_queue - waiting, 0)
+        if room < len(facts):
+            self.dropped += len(facts) - room
+            facts = facts[:room]
+        queue.extend(facts)
+        if waiting + len(facts) >= self._max_batch and not self._wake.is_set():
             self._wake.set()
 
     def shutdown(self) -> None:

@@ -175,10 +175,11 @@ class InvocationFinished(NamedTuple):
 
 
 class SpanSink(Protocol):
-    """Where the facts of finished, sampled attempts and invocations go."""
+    """Where the facts of finished, sampled attempts and invocations go: an attempt's as it
+    ends, invocations' a committed batch at a time."""
 
     def attempt_finished(self, fact: AttemptFinished) -> None: ...
 
-    def invocation_finished(self, fact: InvocationFinished) -> None: ...
+    def invocations_finished(self, facts: list[InvocationFinished]) -> None: ...
 
     def shutdown(self) -> None: ...

@@ -13,9 +13,14 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
+from headway.sdk.journal import Call, Emit, Send
 from xxhash import xxh3_64_intdigest
 
 TRACEPARENT = "traceparent"
+# The commands that carry their issuer's trace context (a tuple: cheaper to test). Callers of
+# `Observability.outgoing` test for these first: most commands (state reads and writes, steps)
+# are not, and the test costs less than the call.
+CARRIERS = (Call, Emit, Send)
 _TRACEPARENT = re.compile(
     r"^\s*([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?\s*$"
 )
@@ -40,24 +45,24 @@ class Ids(NamedTuple):
 def invocation_ids(invocation_id: str, parent: str | None, bound: int) -> Ids:
     """An invocation's ids, derived from its id by XXH3 (no id is ever 0): in its parent's
     trace if `parent` is a valid `traceparent` (whose decision it follows), else a new trace,
-    sampled if the hash `new_trace_sampled` decides on (the trace id's lower 64 bits) is below
-    `bound`. OpenTelemetry's ratio sampler decides on those same bits, so a provider's sampler
-    keeps exactly the traces Headway does."""
+    sampled if its `sampling_hash` (the trace id's lower 64 bits) is below `bound`.
+    OpenTelemetry's ratio sampler decides on those same bits, so a provider's sampler keeps
+    exactly the traces Headway does."""
     encoded = invocation_id.encode()
     span_id = xxh3_64_intdigest(encoded, _SPAN_SEED) or 1
     if parent is not None and (context := parse_traceparent(parent)) is not None:
         return Ids(context[0], span_id, context[1], context[2])
-    low = xxh3_64_intdigest(encoded)
+    low = sampling_hash(encoded)
     trace_id = (xxh3_64_intdigest(encoded, _TRACE_SEED) << 64 | low) or 1
     return Ids(trace_id, span_id, 0, low < bound)
 
 
-def new_trace_sampled(invocation_id: bytes, bound: int) -> bool:
-    """Whether an invocation that starts a trace is sampled: the XXH3 hash of its (encoded)
-    id, a uniform 64-bit number, falls below `bound` (the ratio's share of 2**64). Decided
-    without deriving the trace's ids, which only a sampled invocation needs: most are not,
-    and this is the one thing each of them pays for at its attempt and at its completion."""
-    return xxh3_64_intdigest(invocation_id) < bound
+# The hash a new trace is sampled on: of an invocation's encoded id, a uniform 64-bit number (the
+# trace id's lower half), sampled if below the ratio's share of 2**64. OpenTelemetry's ratio
+# sampler decides on the same bits. Deciding needs only this, not the trace's ids: most
+# invocations are not sampled, and this is what each of them pays, at its attempt and at its
+# completion (a C function, called directly: a function around it costs more than the hash).
+sampling_hash = xxh3_64_intdigest
 
 
 def attempt_span_id(invocation_id: str, attempt: int) -> int:

@@ -39,12 +39,13 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from .commit_record import CommittedBatch
 from .spans import AttemptFinished, ExceptionInfo, InvocationFinished, SpanRecord, SpanSink
 from .trace_ids import (
+    ALWAYS,
     TRACEPARENT,
     Ids,
     attempt_span_id,
     format_traceparent,
     invocation_ids,
-    new_trace_sampled,
+    sampling_hash,
 )
 
 RESOURCE = Resource.create({"service.name": "headway"})
@@ -52,14 +53,11 @@ _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
 _KEPT = 4096  # invocations whose ids or express runs are kept, per generation (`_Recent`)
 V = TypeVar("V")
+# Makes a fact (a NamedTuple of `spans.py`) from a tuple of its fields: one is made for every
+# sampled attempt and invocation, and the class's own constructor, Python code entered from C,
+# costs several times as much.
+_fact = tuple.__new__
 _forced_ids: ContextVar[tuple[int, int] | None] = ContextVar("headway_forced_ids", default=None)
-
-
-def handlers_can_trace() -> bool:
-    """Whether handler code could make or pass on spans: once a tracer provider is set in the
-    process (until then OpenTelemetry's API makes nothing). Read from OpenTelemetry's module
-    global, the one check cheap enough to make for every attempt."""
-    return trace._TRACER_PROVIDER is not None
 
 
 class _InvocationIds(IdGenerator):
@@ -99,9 +97,10 @@ class ProviderSink:
     def attempt_finished(self, fact: AttemptFinished) -> None:
         self._export(fact.span())
 
-    def invocation_finished(self, fact: InvocationFinished) -> None:
-        for span in fact.spans():
-            self._export(span)
+    def invocations_finished(self, facts: list[InvocationFinished]) -> None:
+        for fact in facts:
+            for span in fact.spans():
+                self._export(span)
 
     def _export(self, span: SpanRecord) -> None:
         context = Context()
@@ -166,6 +165,7 @@ class Tracing:
         self._provider_given = isinstance(sink, TracerProvider)
         self.sink = ProviderSink(sink) if isinstance(sink, TracerProvider) else sink
         self._bound = TraceIdRatioBased.get_bound_for_rate(sample_ratio)
+        self._every_trace = self._bound >= ALWAYS  # then no new trace needs its hash to decide
         self._ids: _Recent[Ids] = _Recent()
         # The start and end of each sampled express run, until its invocation's completion
         # carries them (`express_ran`).
@@ -190,7 +190,7 @@ class Tracing:
         """Whether an invocation's spans are recorded (its ids, `invocation_ids`, say the
         same): a new trace's by its id's hash, otherwise by its parent's decision."""
         if TRACEPARENT not in headers:
-            return new_trace_sampled(invocation_id.encode(), self._bound)
+            return self._every_trace or sampling_hash(invocation_id.encode()) < self._bound
         return self.invocation_ids(invocation_id, headers).sampled
 
     def traceparent(self, invocation_id: str, headers: Mapping[str, str]) -> str:
@@ -208,12 +208,12 @@ class Tracing:
         """Starts an attempt's span; None if there is nothing to record or make current.
 
         An unsampled attempt records nothing. Where handler code could make spans
-        (`_handlers_can_trace`), the attempt's span is current in OpenTelemetry's context
+        (`handlers_can_trace`), the attempt's span is current in OpenTelemetry's context
         (in the running task's context, until `attempt_ended`) so that theirs nest under it;
         an unsampled invocation's context is made current there too, marked not sampled, so
         their spans are not recorded either and what they pass on carries the decision."""
         sampled = self.sampled(invocation_id, headers)
-        if not self._handlers_can_trace():
+        if not self.handlers_can_trace():
             return (time.time_ns(), True, None) if sampled else None
         ids = self.invocation_ids(invocation_id, headers)
         if sampled:
@@ -236,12 +236,12 @@ class Tracing:
             otel_context.detach(context_token)
         if not sampled:
             return
-        self.sink.attempt_finished(AttemptFinished(
+        self.sink.attempt_finished(_fact(AttemptFinished, (
             invocation_id, headers.get(TRACEPARENT), target.service, target.handler, attempt,
             start_ns, time.time_ns(),
             None if failure is None else f"{type(failure).__name__}: {failure}",
             None if failure is None else ExceptionInfo.of(failure),
-        ))  # fmt: skip
+        )))  # fmt: skip
 
     def attempt_dropped(self, span: AttemptSpan | None) -> None:
         """Undoes `attempt_started` without recording anything: the attempt did not count (an
@@ -273,7 +273,7 @@ class Tracing:
         ids = self.invocation_ids(invocation_id, headers)
         if not ids.sampled:
             return format_traceparent(ids.trace_id, ids.span_id, False)
-        if self._handlers_can_trace():
+        if self.handlers_can_trace():
             context = trace.get_current_span().get_span_context()
             if context.is_valid:
                 sampled = context.trace_flags.sampled
@@ -282,7 +282,9 @@ class Tracing:
 
     def batch_committed(self, batch: CommittedBatch) -> None:
         """Records every sampled invocation the batch completed. One with an express run kept
-        is sampled (only sampled runs are kept); the others are decided on their ids."""
+        is sampled (only sampled runs are kept); the others are decided on their ids (first
+        the run: the default ratio, 1, samples every invocation)."""
+        facts: list[InvocationFinished] = []
         for invocation_id, new in batch.finished:
             headers = new["h"]
             run = self._express_runs.pop(invocation_id)
@@ -290,25 +292,29 @@ class Tracing:
                 continue  # most, at a low ratio: decided on the id's hash, nothing decoded
             outcome = new["o"]  # an encoded Outcome: [1, code, message] is a failure
             service, handler, key = new["t"]  # an encoded Target
-            self.sink.invocation_finished(InvocationFinished(
+            facts.append(_fact(InvocationFinished, (
                 invocation_id, headers.get(TRACEPARENT), service, handler, key or "", new["ca"],
                 new["ma"], new["rc"], f"[{outcome[1]}] {outcome[2]}" if outcome[0] == 1 else None,
                 run,
-            ))  # fmt: skip
+            )))  # fmt: skip
         for express in batch.expressed:
             invoke = express.invoke
             invocation_id, headers, target = invoke.resolved_id, invoke.headers, invoke.target
             run = self._express_runs.pop(invocation_id)
             if run is not None or self.sampled(invocation_id, headers):
-                self.sink.invocation_finished(InvocationFinished(
+                facts.append(_fact(InvocationFinished, (
                     invocation_id, headers.get(TRACEPARENT), target.service, target.handler,
                     target.key or "", express.ran_at_ms, batch.now_ms, 0, None, run,
-                ))  # fmt: skip
+                )))  # fmt: skip
+        if facts:
+            self.sink.invocations_finished(facts)
 
-    def _handlers_can_trace(self) -> bool:
+    def handlers_can_trace(self) -> bool:
         """Whether handler code could make spans, so that an attempt must be current in
-        OpenTelemetry's context: with the provider passed in, or one set in the process."""
-        return self._provider_given or handlers_can_trace()
+        OpenTelemetry's context: with the provider passed in, or once one is set in the process
+        (until then OpenTelemetry's API makes nothing). The latter is read from OpenTelemetry's
+        module global: the one check cheap enough to make for every attempt."""
+        return self._provider_given or trace._TRACER_PROVIDER is not None
 
     def shutdown(self) -> None:
         """Exports what is buffered; blocking."""

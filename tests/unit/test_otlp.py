@@ -202,7 +202,7 @@ def _invocation_ids_sent() -> list[list[str]]:
 def test_exporter_sends_full_batches_and_the_rest_on_shutdown(collector: str) -> None:
     exporter = OtlpExporter(collector, {"service.name": "headway"}, max_batch=4, delay=60)
     for n in range(10):
-        exporter.invocation_finished(_fact(n))
+        exporter.invocations_finished([_fact(n)])
     exporter.shutdown()
     sent = _invocation_ids_sent()
     assert [span for batch in sent for span in batch] == [f"inv-{n}" for n in range(10)]
@@ -216,23 +216,31 @@ def test_exporter_drops_what_a_failing_collector_refuses(collector: str) -> None
     _Collector.status = 503
     exporter = OtlpExporter(collector, {}, max_batch=2, max_queue=5, delay=60)
     for n in range(8):  # three beyond the queue's bound, unless the thread sends in between
-        exporter.invocation_finished(_fact(n))
+        exporter.invocations_finished([_fact(n)])
     exporter.shutdown()
     assert exporter.dropped == 8
+
+
+def test_exporter_queues_what_has_room_of_a_batch_and_drops_the_rest(collector: str) -> None:
+    exporter = OtlpExporter(collector, {}, max_batch=100, max_queue=5, delay=60)
+    exporter.invocations_finished([_fact(n) for n in range(3)])
+    exporter.invocations_finished([_fact(n) for n in range(3, 7)])  # room for two
+    exporter.invocations_finished([_fact(7)])  # none
+    exporter.shutdown()
+    assert _invocation_ids_sent() == [[f"inv-{n}" for n in range(5)]]
+    assert exporter.dropped == 3
 
 
 def test_exporter_starts_its_process_again_after_it_is_killed(collector: str) -> None:
     before = set(children(os.getpid()))
     exporter = OtlpExporter(collector, {}, max_batch=2, delay=60)
-    for n in range(2):
-        exporter.invocation_finished(_fact(n))
+    exporter.invocations_finished([_fact(0), _fact(1)])
     wait_for(lambda: len(_Collector.bodies) == 1)
     (first,) = set(children(os.getpid())) - before
     os.kill(first, signal.SIGKILL)
     wait_for(lambda: exited(first))
     time.sleep(1.0)  # the exporter starts a process at most once a second
-    for n in range(2, 4):
-        exporter.invocation_finished(_fact(n))
+    exporter.invocations_finished([_fact(2), _fact(3)])
     wait_for(lambda: len(_Collector.bodies) == 2)
     (second,) = set(children(os.getpid())) - before
     exporter.shutdown()

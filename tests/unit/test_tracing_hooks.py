@@ -26,16 +26,20 @@ UNSAMPLED_PARENT = f"00-{PARENT_TRACE:032x}-b7ad6b7169203331-00"
 
 
 class Sink:
-    """Keeps the span of every fact it is given."""
+    """Keeps the span of every fact it is given, each checked to have all its fields (facts
+    are made without their class's constructor, which would check)."""
 
     def __init__(self) -> None:
         self.spans: list[SpanRecord] = []
 
     def attempt_finished(self, fact: AttemptFinished) -> None:
+        assert len(fact) == len(AttemptFinished._fields)
         self.spans.append(fact.span())
 
-    def invocation_finished(self, fact: InvocationFinished) -> None:
-        self.spans.extend(fact.spans())
+    def invocations_finished(self, facts: list[InvocationFinished]) -> None:
+        for fact in facts:
+            assert len(fact) == len(InvocationFinished._fields)
+            self.spans.extend(fact.spans())
 
     def shutdown(self) -> None:
         pass
@@ -70,7 +74,7 @@ def test_an_unsampled_invocation_records_nothing_and_leaves_the_context_alone() 
     sink = Sink()
     tracer = Tracing(sink, sample_ratio=0.0)
     before = current_context()
-    assert not tracing.handlers_can_trace()
+    assert not tracer.handlers_can_trace()
     seen = run_attempt(tracer, "inv-1", {})
     tracer.batch_committed(completed_batch("inv-1", {}))
     assert sink.spans == []
