@@ -11,7 +11,7 @@ process (`engine/otlp_process.py`) is a child that callgrind does not follow, so
 not counted here (`bench/observe_overhead.py` reports its CPU).
 
 What moves the count from run to run is how many requests each group commit took: a commit
-costs about 240 K instructions whatever its size, and how requests fall into commits depends
+costs some 200-240 K instructions whatever its size, and how requests fall into commits depends
 on timing. So each run also counts its commits (the batches in the stopped engine's log), and
 with `--repeat` 2 or more the variants are compared at the same requests per commit: one
 least-squares fit gives every variant its own per-request cost and all of them one cost per
@@ -21,7 +21,7 @@ at the mean batching of all runs, with its standard error.
     python bench/observe_instructions.py --variants off,metrics,traces --repeat 3
 
 Needs valgrind (`apt-get install valgrind`). Runtime: about 1.5 minutes per variant and
-repeat on an idle core.
+repeat on an idle core; `--parallel 2` halves it on two cores.
 """
 
 from __future__ import annotations
@@ -124,8 +124,8 @@ def compare(slopes: dict[str, list[Slope]]) -> tuple[float, dict[str, Compared]]
     mean_x = {name: sum(s.commits for s in runs) / len(runs) for name, runs in slopes.items()}
     mean_y = {name: sum(s.instructions for s in runs) / len(runs) for name, runs in slopes.items()}
     sxx = sum((s.commits - mean_x[name]) ** 2 for name, runs in slopes.items() for s in runs)
-    runs = sum(len(r) for r in slopes.values())
-    if sxx == 0 or runs <= len(slopes) + 1:
+    count = sum(len(runs) for runs in slopes.values())
+    if sxx == 0 or count <= len(slopes) + 1:
         return None
     per_commit = sum(
         (s.commits - mean_x[name]) * (s.instructions - mean_y[name])
@@ -135,8 +135,8 @@ def compare(slopes: dict[str, list[Slope]]) -> tuple[float, dict[str, Compared]]
         (s.instructions - mean_y[name] - per_commit * (s.commits - mean_x[name])) ** 2
         for name, runs in slopes.items() for s in runs
     )  # fmt: skip
-    variance = residuals / (runs - len(slopes) - 1)
-    overall_x = sum(s.commits for r in slopes.values() for s in r) / runs
+    variance = residuals / (count - len(slopes) - 1)
+    overall_x = sum(s.commits for runs in slopes.values() for s in runs) / count
     first = next(iter(slopes))
 
     def error(name: str, minus_first: bool) -> float:
@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> None:
             slope = future.result()
             slopes[name].append(slope)
             print(f"run {number}/{len(runs)} {name:>8}: {slope.instructions:,.1f} K "
-                  f"instructions/request, {1 / slope.commits:.1f} requests/commit",
+                  f"instructions/request, {slope.commits:.4f} commits/request",
                   flush=True)  # fmt: skip
     sink.shutdown()
     report(slopes)

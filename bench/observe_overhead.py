@@ -126,6 +126,8 @@ _STARTED = 2.0
 
 
 class Engine(NamedTuple):
+    """A running engine: its process, ingress port and data directory."""
+
     process: subprocess.Popen[bytes]
     port: int
     data: Path
