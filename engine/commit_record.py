@@ -21,7 +21,6 @@ from .store import StoreView, unpack
 
 Status = dict[str, Any]
 
-
 _INVOCATION = keys.INVOCATION[0]
 _OBJECT_LOCK = keys.OBJECT_LOCK[0]
 
